@@ -1,0 +1,123 @@
+//! Kubernetes objects as the gate sees them: a JSON value, its positions, and where it came from.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::finding::{Finding, Pos, Severity};
+use crate::position::{Located, PosNode};
+
+/// Which object a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    /// `apps/v1`, `v1`, ...
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// `Deployment`, ...
+    pub kind: String,
+    /// The namespace, when the object names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `metadata.name` (empty when missing).
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// The API group (`""` for the core group).
+    pub fn group(&self) -> &str {
+        match self.api_version.rsplit_once('/') {
+            Some((group, _)) => group,
+            None => "",
+        }
+    }
+
+    /// The version part of `apiVersion`.
+    pub fn version(&self) -> &str {
+        match self.api_version.rsplit_once('/') {
+            Some((_, version)) => version,
+            None => &self.api_version,
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {}/{}", self.kind, ns, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Where an object came from: its file, its document, and (for `kind: List` items) its place in
+/// the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The file as given or found.
+    pub file: Arc<str>,
+    /// 0-based document index in the file.
+    pub document: usize,
+    /// JSON pointer of the object inside its document (empty, or `/items/3` in a List).
+    pub pointer: String,
+}
+
+/// One Kubernetes object with everything needed to report on it.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Its identity.
+    pub id: ObjectRef,
+    /// Where it came from.
+    pub provenance: Provenance,
+    /// The object as the API server would receive it.
+    pub value: Value,
+    /// The position of every node of `value`.
+    pub positions: PosNode,
+}
+
+impl Object {
+    /// Where a JSON pointer (relative to this object) is in the source.
+    pub fn locate(&self, pointer: &str) -> Located {
+        self.positions.locate(pointer)
+    }
+
+    /// The best position for a pointer: the key if it exists, else the value, else the nearest
+    /// existing ancestor.
+    pub fn pos(&self, pointer: &str) -> Pos {
+        self.positions.locate(pointer).best()
+    }
+
+    /// A finding about this object at `pointer`.
+    pub fn finding(
+        &self,
+        rule: &'static str,
+        severity: Severity,
+        pointer: &str,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding::new(
+            rule,
+            severity,
+            &self.provenance.file,
+            self.pos(pointer),
+            message,
+        )
+        .with_object(self.id.clone())
+    }
+
+    /// `metadata.annotations[key]`, when it is a string.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+    }
+
+    /// `metadata.labels`, when present.
+    pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.value
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+    }
+}

@@ -1,0 +1,831 @@
+//! YAML to JSON with positions.
+//!
+//! Built on saphyr-parser's event stream rather than a DOM so the loader sees what a DOM hides:
+//! scalar styles (a plain `yes` is a YAML 1.1 trap, a quoted one is not), duplicate keys, and the
+//! exact start of every key and value. Each document becomes a `serde_json::Value` (YAML 1.2 core
+//! schema, the reading JSON tools share) and a [`PosNode`] tree of the same shape.
+//!
+//! Broken input never panics and never hides the rest of the file: when the stream fails, the file
+//! is split at its document markers and each document is parsed on its own, so one bad document
+//! costs only itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
+use serde_json::{Map, Number, Value};
+
+use crate::finding::{Finding, Pos, Severity};
+use crate::position::{MapEntry, PosNode};
+
+/// Rule ids raised while reading YAML.
+pub mod rules {
+    /// The YAML does not parse.
+    pub const SYNTAX: &str = "yaml-syntax";
+    /// A tab in indentation (YAML allows only spaces there).
+    pub const TAB: &str = "yaml-tab-indent";
+    /// The same key twice in one mapping.
+    pub const DUPLICATE_KEY: &str = "yaml-duplicate-key";
+    /// A mapping or sequence used as a mapping key (JSON has only string keys).
+    pub const COMPLEX_KEY: &str = "yaml-complex-key";
+    /// A plain `yes`/`no`/`on`/`off`/`y`/`n`: a boolean to YAML 1.1, a string to YAML 1.2.
+    pub const AMBIGUOUS_BOOL: &str = "yaml-ambiguous-bool";
+    /// A plain number that YAML 1.1 reads differently (`0644` octal, `0b101`, `1_000`).
+    pub const AMBIGUOUS_NUMBER: &str = "yaml-ambiguous-number";
+    /// Template syntax (`{{ .Values.x }}`) left in a file that is not a template.
+    pub const TEMPLATE_LEFTOVER: &str = "template-leftover";
+    /// A value that JSON cannot carry (`.nan`, `.inf`) or an alias expansion too large.
+    pub const UNREPRESENTABLE: &str = "yaml-unrepresentable";
+}
+
+/// Deeper nesting than this is refused rather than risking the stack.
+const MAX_DEPTH: usize = 256;
+/// Nodes that aliases may expand to in one document (a "billion laughs" guard).
+const MAX_ALIAS_NODES: usize = 200_000;
+
+/// One YAML document of a stream.
+#[derive(Debug, Clone)]
+pub struct YamlDocument {
+    /// 0-based index of the document in its file.
+    pub index: usize,
+    /// The document's value (YAML 1.2 core schema).
+    pub value: Value,
+    /// Positions of every node of `value`.
+    pub positions: PosNode,
+    /// Findings about this document's content (YAML 1.1 traps, duplicate keys, templates).
+    pub findings: Vec<Finding>,
+}
+
+/// Everything read from one YAML stream.
+#[derive(Debug, Default)]
+pub struct LoadedYaml {
+    /// The documents that parsed (empty documents included, as `Value::Null`).
+    pub documents: Vec<YamlDocument>,
+    /// Findings that belong to no parsed document (syntax errors).
+    pub findings: Vec<Finding>,
+}
+
+/// Reads a YAML stream (JSON is YAML too). Never fails: problems become findings.
+pub fn load(file: &Arc<str>, text: &str) -> LoadedYaml {
+    let whole = parse_chunk(file, text, 0, 0);
+    if whole.error.is_none() {
+        return whole.loaded;
+    }
+    // Isolate documents: parse each on its own so one error costs only its own document.
+    let mut out = LoadedYaml::default();
+    let mut index = 0;
+    for (start_line, chunk) in split_documents(text) {
+        let mut part = parse_chunk(file, chunk, start_line, index);
+        index += part
+            .loaded
+            .documents
+            .len()
+            .max(usize::from(part.error.is_some()));
+        out.documents.append(&mut part.loaded.documents);
+        out.findings.append(&mut part.loaded.findings);
+        if let Some(err) = part.error {
+            out.findings
+                .push(describe_error(file, chunk, start_line, &err));
+        }
+    }
+    out
+}
+
+/// The result of parsing one stream or chunk; `error` is set when it stopped early.
+struct Parsed {
+    loaded: LoadedYaml,
+    error: Option<LoadError>,
+}
+
+/// Why parsing stopped.
+#[derive(Debug)]
+enum LoadError {
+    Scan(ScanError),
+    TooDeep(Pos),
+    AliasBomb(Pos),
+}
+
+fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize) -> Parsed {
+    let mut b = Builder {
+        parser: Parser::new_from_str(text),
+        text,
+        file,
+        line_offset,
+        anchors: HashMap::new(),
+        alias_nodes: 0,
+        findings: Vec::new(),
+    };
+    let mut loaded = LoadedYaml::default();
+    let mut index = first_index;
+    let error = loop {
+        match b.next() {
+            Ok((Event::DocumentStart(_), _)) => {
+                b.anchors.clear();
+                b.alias_nodes = 0;
+                let result = b.next().and_then(|(ev, span)| b.node(ev, span, 0));
+                let (value, positions) = match result {
+                    Ok(v) => v,
+                    Err(e) => break Some(e),
+                };
+                match b.next() {
+                    Ok((Event::DocumentEnd, _)) => {}
+                    Ok(_) => {}
+                    Err(e) => break Some(e),
+                }
+                loaded.documents.push(YamlDocument {
+                    index,
+                    value,
+                    positions,
+                    findings: std::mem::take(&mut b.findings),
+                });
+                index += 1;
+            }
+            Ok((Event::StreamEnd, _)) => break None,
+            Ok(_) => {}
+            Err(e) => break Some(e),
+        }
+    };
+    // Findings from a document that did not finish belong to it, which is now lost: keep them.
+    loaded.findings.append(&mut b.findings);
+    Parsed { loaded, error }
+}
+
+struct Builder<'a, 'f> {
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    text: &'a str,
+    file: &'f Arc<str>,
+    line_offset: u32,
+    anchors: HashMap<usize, (Value, PosNode, usize)>,
+    alias_nodes: usize,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Builder<'a, '_> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), LoadError> {
+        match self.parser.next_event() {
+            Some(Ok(ev)) => Ok(ev),
+            Some(Err(e)) => Err(LoadError::Scan(e)),
+            None => Ok((Event::StreamEnd, Span::default())),
+        }
+    }
+
+    fn pos(&self, span: &Span) -> Pos {
+        Pos::new(
+            span.start.line() as u32 + self.line_offset,
+            span.start.col() as u32 + 1,
+        )
+    }
+
+    fn finding(&mut self, rule: &'static str, severity: Severity, pos: Pos, msg: String) {
+        self.findings
+            .push(Finding::new(rule, severity, self.file, pos, msg));
+    }
+
+    fn node(
+        &mut self,
+        ev: Event<'a>,
+        span: Span,
+        depth: usize,
+    ) -> Result<(Value, PosNode), LoadError> {
+        let pos = self.pos(&span);
+        if depth > MAX_DEPTH {
+            return Err(LoadError::TooDeep(pos));
+        }
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = self.scalar(&text, style, tag.as_deref(), pos);
+                let node = PosNode::Scalar(pos);
+                self.remember(anchor, &value, &node);
+                Ok((value, node))
+            }
+            Event::SequenceStart(anchor, _) => {
+                let mut values = Vec::new();
+                let mut items = Vec::new();
+                loop {
+                    let (ev, span) = self.next()?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    let (v, p) = self.node(ev, span, depth + 1)?;
+                    values.push(v);
+                    items.push(p);
+                }
+                let value = Value::Array(values);
+                let node = PosNode::Seq { pos, items };
+                self.remember(anchor, &value, &node);
+                Ok((value, node))
+            }
+            Event::MappingStart(anchor, _) => {
+                let (value, node) = self.mapping(pos, depth)?;
+                self.remember(anchor, &value, &node);
+                Ok((value, node))
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((value, node, count)) => {
+                    self.alias_nodes += count;
+                    if self.alias_nodes > MAX_ALIAS_NODES {
+                        return Err(LoadError::AliasBomb(pos));
+                    }
+                    Ok((value.clone(), node.clone()))
+                }
+                // The parser rejects unknown aliases; stay total anyway.
+                None => Ok((Value::Null, PosNode::Scalar(pos))),
+            },
+            // Any other event here means a malformed stream the parser let through.
+            _ => Ok((Value::Null, PosNode::Scalar(pos))),
+        }
+    }
+
+    fn mapping(&mut self, pos: Pos, depth: usize) -> Result<(Value, PosNode), LoadError> {
+        let mut map = Map::new();
+        let mut entries: Vec<MapEntry> = Vec::new();
+        let mut merges: Vec<(Value, PosNode)> = Vec::new();
+        loop {
+            let (ev, span) = self.next()?;
+            let key_pos = self.pos(&span);
+            let key = match ev {
+                Event::MappingEnd => break,
+                Event::Scalar(text, style, _, _) => {
+                    if style == ScalarStyle::Plain {
+                        self.check_key_trap(&text, key_pos);
+                    }
+                    if style == ScalarStyle::Plain && &*text == "<<" {
+                        let (ev, span) = self.next()?;
+                        merges.push(self.node(ev, span, depth + 1)?);
+                        continue;
+                    }
+                    text.into_owned()
+                }
+                other => {
+                    // A collection as a key: consume it and its value, report, move on.
+                    self.node(other, span, depth + 1)?;
+                    let (ev, span) = self.next()?;
+                    self.node(ev, span, depth + 1)?;
+                    // `key: {{ .Values.x }}` parses as a flow mapping used as a key.
+                    let line = self
+                        .text
+                        .lines()
+                        .nth(key_pos.line.saturating_sub(self.line_offset + 1) as usize)
+                        .unwrap_or("");
+                    if let Some(col) = line.find("{{") {
+                        let pos = Pos::new(key_pos.line, line[..col].chars().count() as u32 + 1);
+                        let msg = format!(
+                            "template syntax `{}` left in a manifest; render the chart or kustomization first",
+                            snippet_at(line, col)
+                        );
+                        self.finding(rules::TEMPLATE_LEFTOVER, Severity::Error, pos, msg);
+                    } else {
+                        self.finding(
+                            rules::COMPLEX_KEY,
+                            Severity::Error,
+                            key_pos,
+                            "a mapping or sequence used as a key; Kubernetes objects need string keys"
+                                .into(),
+                        );
+                    }
+                    continue;
+                }
+            };
+            let (ev, span) = self.next()?;
+            let (value, node) = self.node(ev, span, depth + 1)?;
+            if let Some(first) = entries.iter().find(|e| *e.key == *key) {
+                let msg = format!(
+                    "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
+                    first.key_pos.line
+                );
+                self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
+                entries.retain(|e| *e.key != *key);
+            }
+            entries.push(MapEntry {
+                key: key.as_str().into(),
+                key_pos,
+                value: node,
+            });
+            map.insert(key, value);
+        }
+        // YAML merge keys (`<<: *base`): explicit keys win, earlier merges win over later ones.
+        for (value, node) in merges {
+            let sources: Vec<(Value, PosNode)> = match (value, node) {
+                (Value::Array(vs), PosNode::Seq { items, .. }) => {
+                    vs.into_iter().zip(items).collect()
+                }
+                other => vec![other],
+            };
+            for (value, node) in sources {
+                if let (Value::Object(m), PosNode::Map { entries: es, .. }) = (value, node) {
+                    for (k, v) in m {
+                        if !map.contains_key(&k) {
+                            if let Some(e) = es.iter().find(|e| *e.key == *k) {
+                                entries.push(e.clone());
+                            }
+                            map.insert(k, v);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((Value::Object(map), PosNode::Map { pos, entries }))
+    }
+
+    fn remember(&mut self, anchor: usize, value: &Value, node: &PosNode) {
+        if anchor > 0 {
+            self.anchors
+                .insert(anchor, (value.clone(), node.clone(), count_nodes(value)));
+        }
+    }
+
+    fn scalar(&mut self, text: &str, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Value {
+        if let Some(tag) = tag
+            && (tag.is_yaml_core_schema() || tag.handle == "!!")
+        {
+            return match tag.suffix.as_str() {
+                "str" | "binary" | "timestamp" => Value::String(text.to_owned()),
+                _ => self.plain(text, pos),
+            };
+        }
+        match style {
+            ScalarStyle::Plain => {
+                self.check_value_trap(text, pos);
+                self.check_template(text, pos);
+                self.plain(text, pos)
+            }
+            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                self.check_template(text, pos);
+                Value::String(text.to_owned())
+            }
+            // Block scalars carry other programs' text (scripts, configs): leave it alone.
+            ScalarStyle::Literal | ScalarStyle::Folded => Value::String(text.to_owned()),
+        }
+    }
+
+    fn plain(&mut self, text: &str, pos: Pos) -> Value {
+        match resolve_plain(text) {
+            Resolved::Value(v) => v,
+            Resolved::NotJson => {
+                let msg = format!(
+                    "`{text}` is a special float that JSON (and so the API server) cannot carry; quote it if a string is meant"
+                );
+                self.finding(rules::UNREPRESENTABLE, Severity::Error, pos, msg);
+                Value::String(text.to_owned())
+            }
+        }
+    }
+
+    fn check_key_trap(&mut self, text: &str, pos: Pos) {
+        if let Some(b) = yaml11_bool(text) {
+            let msg = format!(
+                "key `{text}` is the boolean {b} to YAML 1.1 readers such as kubectl and the API server, which turn it into the key \"{b}\"; quote it"
+            );
+            self.finding(rules::AMBIGUOUS_BOOL, Severity::Warning, pos, msg);
+        }
+    }
+
+    fn check_value_trap(&mut self, text: &str, pos: Pos) {
+        if let Some(b) = yaml11_bool(text) {
+            let msg = format!(
+                "`{text}` is the string \"{text}\" to YAML 1.2 but the boolean {b} to YAML 1.1 readers such as kubectl and the API server; quote it, or write {b}"
+            );
+            self.finding(rules::AMBIGUOUS_BOOL, Severity::Warning, pos, msg);
+        } else if let Some(reading) = yaml11_number(text) {
+            let msg = format!(
+                "`{text}` is read as {reading} by YAML 1.1 readers such as kubectl and the API server, differently by YAML 1.2 tools; write the number unambiguously or quote it"
+            );
+            self.finding(rules::AMBIGUOUS_NUMBER, Severity::Warning, pos, msg);
+        }
+    }
+
+    fn check_template(&mut self, text: &str, pos: Pos) {
+        if let Some(offset) = helm_action(text) {
+            let msg = format!(
+                "template syntax `{}` left in a manifest; render the chart or kustomization first",
+                snippet_at(text, offset)
+            );
+            self.finding(rules::TEMPLATE_LEFTOVER, Severity::Error, pos, msg);
+        }
+    }
+}
+
+fn count_nodes(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// How a plain scalar reads under the YAML 1.2 core schema.
+enum Resolved {
+    Value(Value),
+    /// `.nan` / `.inf`: a float JSON has no way to write.
+    NotJson,
+}
+
+fn resolve_plain(s: &str) -> Resolved {
+    let v = match s {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        ".nan" | ".NaN" | ".NAN" => return Resolved::NotJson,
+        _ => {
+            let body = s.trim_start_matches(['-', '+']);
+            if matches!(body, ".inf" | ".Inf" | ".INF") && s.len() - body.len() <= 1 {
+                return Resolved::NotJson;
+            }
+            if let Some(n) = resolve_number(s) {
+                Value::Number(n)
+            } else {
+                Value::String(s.to_owned())
+            }
+        }
+    };
+    Resolved::Value(v)
+}
+
+fn resolve_number(s: &str) -> Option<Number> {
+    let bytes = s.as_bytes();
+    let first = *bytes.first()?;
+    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+        return None;
+    }
+    if let Some(hex) = s.strip_prefix("0x") {
+        return i64::from_str_radix(hex, 16).ok().map(Number::from);
+    }
+    if let Some(oct) = s.strip_prefix("0o") {
+        return i64::from_str_radix(oct, 8).ok().map(Number::from);
+    }
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let t = s.strip_prefix('+').unwrap_or(s);
+        if let Ok(i) = t.parse::<i64>() {
+            return Some(Number::from(i));
+        }
+        if let Ok(u) = t.parse::<u64>() {
+            return Some(Number::from(u));
+        }
+        return t.parse::<f64>().ok().and_then(Number::from_f64);
+    }
+    if is_yaml12_float(digits) {
+        let t = s.strip_prefix('+').unwrap_or(s);
+        return t.parse::<f64>().ok().and_then(Number::from_f64);
+    }
+    None
+}
+
+/// `( \.[0-9]+ | [0-9]+ ( \.[0-9]* )? ) ( [eE][-+]?[0-9]+ )?`, sign already stripped.
+fn is_yaml12_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let int_digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    i += int_digits;
+    let mut frac_digits = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        frac_digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        i += frac_digits;
+    }
+    if int_digits == 0 && frac_digits == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        let exp = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if exp == 0 {
+            return false;
+        }
+        i += exp;
+    }
+    i == b.len()
+}
+
+/// The boolean a YAML 1.1 reader gives a plain scalar that YAML 1.2 reads as a string.
+fn yaml11_bool(s: &str) -> Option<bool> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+/// How YAML 1.1 reads a plain number that YAML 1.2 reads differently, if it does.
+fn yaml11_number(s: &str) -> Option<String> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let sign = if neg { "-" } else { "" };
+    if body.len() > 1 && body.starts_with('0') && body.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(match i64::from_str_radix(body, 8) {
+            Ok(v) => format!(
+                "the octal number {sign}{v} (YAML 1.2: {sign}{})",
+                body.trim_start_matches('0')
+            ),
+            Err(_) => "a string or float, not an octal number".to_owned(),
+        });
+    }
+    if let Some(bin) = body.strip_prefix("0b")
+        && !bin.is_empty()
+        && let Ok(v) = i64::from_str_radix(bin, 2)
+    {
+        return Some(format!("the binary number {sign}{v} (YAML 1.2: a string)"));
+    }
+    if body.contains('_')
+        && body.bytes().next().is_some_and(|b| b.is_ascii_digit())
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'_' || b == b'.')
+    {
+        return Some(format!(
+            "the number {sign}{} (YAML 1.2: a string)",
+            body.replace('_', "")
+        ));
+    }
+    None
+}
+
+/// The byte offset of a Helm or Go-template action that only a chart uses (`{{ .Values.x }}`,
+/// `{{ include ... }}`, `{{- if ... }}`). Runtime templates that belong in the data, such as
+/// Prometheus' `{{ $labels.instance }}`, are not flagged.
+fn helm_action(text: &str) -> Option<usize> {
+    const CHART_WORDS: [&str; 16] = [
+        ".Values",
+        ".Release",
+        ".Chart",
+        ".Capabilities",
+        ".Files",
+        ".Template",
+        "include ",
+        "template ",
+        "toYaml",
+        "tpl ",
+        "required ",
+        "default ",
+        "if ",
+        "range ",
+        "with ",
+        "end",
+    ];
+    let mut from = 0;
+    while let Some(i) = text[from..].find("{{") {
+        let at = from + i;
+        let inner = text[at + 2..].trim_start_matches('-').trim_start();
+        if CHART_WORDS.iter().any(|w| inner.starts_with(w)) {
+            return Some(at);
+        }
+        from = at + 2;
+    }
+    None
+}
+
+fn snippet_at(text: &str, offset: usize) -> &str {
+    let rest = &text[offset..];
+    match rest.find("}}") {
+        Some(end) => &rest[..end + 2],
+        None => rest.lines().next().unwrap_or(rest),
+    }
+}
+
+/// Splits a stream at its document markers (`---` at column 0), keeping each document's first
+/// line number (0-based offset to add to its own line numbers).
+fn split_documents(text: &str) -> Vec<(u32, &str)> {
+    let mut chunks = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 0u32;
+    let mut offset = 0usize;
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let is_marker =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(|c| c.is_whitespace());
+        if is_marker && offset > start {
+            chunks.push((start_line, &text[start..offset]));
+            start = offset;
+            start_line = line_no as u32;
+        }
+        offset += line.len();
+    }
+    if start < text.len() || chunks.is_empty() {
+        chunks.push((start_line, &text[start..]));
+    }
+    chunks
+}
+
+/// Turns a parse failure into the most useful finding: a tab or a template beats a bare
+/// "did not find expected key".
+fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadError) -> Finding {
+    let (pos, info) = match err {
+        LoadError::Scan(e) => (
+            Pos::new(
+                e.marker().line() as u32 + line_offset,
+                e.marker().col() as u32 + 1,
+            ),
+            e.info().to_owned(),
+        ),
+        LoadError::TooDeep(pos) => {
+            let msg = format!("nesting deeper than {MAX_DEPTH} levels");
+            return Finding::new(rules::SYNTAX, Severity::Error, file, *pos, msg);
+        }
+        LoadError::AliasBomb(pos) => {
+            let msg = format!(
+                "aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing to expand further"
+            );
+            return Finding::new(rules::UNREPRESENTABLE, Severity::Error, file, *pos, msg);
+        }
+    };
+    let upto = pos.line.saturating_sub(line_offset) as usize;
+    for (i, line) in chunk.lines().enumerate().take(upto.max(1)) {
+        let line_no = i as u32 + 1 + line_offset;
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(col) = line[..indent].find('\t') {
+            return Finding::new(
+                rules::TAB,
+                Severity::Error,
+                file,
+                Pos::new(line_no, col as u32 + 1),
+                "tab character in indentation; YAML indents with spaces only",
+            )
+            .with_help(format!(
+                "the parser then failed at line {}: {info}",
+                pos.line
+            ));
+        }
+        if let Some(col) = line.find("{{") {
+            let column = line[..col].chars().count() as u32 + 1;
+            return Finding::new(
+                rules::TEMPLATE_LEFTOVER,
+                Severity::Error,
+                file,
+                Pos::new(line_no, column),
+                "template syntax `{{` in a file that is not a template; render it first (helm template, kustomize build)",
+            )
+            .with_help(format!("the YAML parser failed at line {}: {info}", pos.line));
+        }
+    }
+    Finding::new(
+        rules::SYNTAX,
+        Severity::Error,
+        file,
+        pos,
+        format!("YAML syntax error: {info}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn load_str(text: &str) -> LoadedYaml {
+        load(&Arc::from("t.yaml"), text)
+    }
+
+    fn all_findings(l: &LoadedYaml) -> Vec<(&'static str, u32, u32)> {
+        let mut v: Vec<_> = l
+            .findings
+            .iter()
+            .chain(l.documents.iter().flat_map(|d| &d.findings))
+            .map(|f| (f.rule, f.pos.line, f.pos.column))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn values_and_positions() {
+        let l = load_str("a: 1\nb:\n  - x\n  - 'y'\nc: {d: true, e: ~}\n");
+        assert!(l.findings.is_empty());
+        let d = &l.documents[0];
+        assert_eq!(
+            d.value,
+            json!({"a": 1, "b": ["x", "y"], "c": {"d": true, "e": null}})
+        );
+        assert_eq!(d.positions.locate("/b/1").value, Pos::new(4, 5));
+        assert_eq!(d.positions.locate("/c/e").key, Some(Pos::new(5, 14)));
+        assert_eq!(d.positions.locate("/a").key, Some(Pos::new(1, 1)));
+    }
+
+    #[test]
+    fn core_schema_scalars() {
+        let l = load_str("[1, -2, 0x1f, 0o17, 1.5, 1e3, .5, abc, '1', 1.2.3, +7]");
+        assert_eq!(
+            l.documents[0].value,
+            json!([1, -2, 31, 15, 1.5, 1000.0, 0.5, "abc", "1", "1.2.3", 7])
+        );
+    }
+
+    #[test]
+    fn multi_document_streams_and_empty_documents() {
+        let l = load_str("a: 1\n---\n---\n# only a comment\n---\nb: 2\n");
+        let values: Vec<_> = l.documents.iter().map(|d| d.value.clone()).collect();
+        assert_eq!(
+            values,
+            vec![json!({"a": 1}), Value::Null, Value::Null, json!({"b": 2})]
+        );
+        assert_eq!(
+            l.documents[3].positions.locate("/b").key,
+            Some(Pos::new(6, 1))
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_at_the_second() {
+        let l = load_str("a: 1\nb: 2\na: 3\n");
+        assert_eq!(all_findings(&l), vec![(rules::DUPLICATE_KEY, 3, 1)]);
+        assert!(
+            l.documents[0].findings[0]
+                .message
+                .contains("first at line 1")
+        );
+    }
+
+    #[test]
+    fn yaml11_traps_only_on_plain_scalars() {
+        let l = load_str("on: yes\nmode: 0644\nq: 'no'\nbig: 1_000\nok: true\n");
+        assert_eq!(
+            all_findings(&l),
+            vec![
+                (rules::AMBIGUOUS_BOOL, 1, 1),
+                (rules::AMBIGUOUS_BOOL, 1, 5),
+                (rules::AMBIGUOUS_NUMBER, 2, 7),
+                (rules::AMBIGUOUS_NUMBER, 4, 6),
+            ]
+        );
+        assert_eq!(l.documents[0].value["mode"], json!(644));
+        assert!(
+            l.documents[0].findings[2]
+                .message
+                .contains("octal number 420")
+        );
+    }
+
+    #[test]
+    fn syntax_error_keeps_other_documents() {
+        let l = load_str("a: 1\n---\nb: [1, 2\nc: 3\n---\nd: 4\n");
+        let values: Vec<_> = l.documents.iter().map(|d| d.value.clone()).collect();
+        assert_eq!(values, vec![json!({"a": 1}), json!({"d": 4})]);
+        assert_eq!(l.findings.len(), 1);
+        assert_eq!(l.findings[0].rule, rules::SYNTAX);
+        assert!(l.findings[0].pos.line >= 3);
+        assert_eq!(
+            l.documents[1].positions.locate("/d").key,
+            Some(Pos::new(6, 1))
+        );
+    }
+
+    #[test]
+    fn tabs_in_indentation_are_named() {
+        let l = load_str("a:\n\tb: 1\n");
+        assert_eq!(all_findings(&l), vec![(rules::TAB, 2, 1)]);
+    }
+
+    #[test]
+    fn chart_templates_are_leftovers_but_runtime_templates_are_data() {
+        let l =
+            load_str("image: \"{{ .Values.image }}\"\nsummary: \"{{ $labels.instance }} down\"\n");
+        assert_eq!(all_findings(&l), vec![(rules::TEMPLATE_LEFTOVER, 1, 8)]);
+        let l = load_str("spec:\n  replicas: {{ .Values.replicas }}\n");
+        assert_eq!(all_findings(&l)[0].0, rules::TEMPLATE_LEFTOVER);
+        let l = load_str("{{- if .Values.enabled }}\nkind: Pod\n{{- end }}\n");
+        assert_eq!(all_findings(&l), vec![(rules::TEMPLATE_LEFTOVER, 1, 1)]);
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let l = load_str("base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n");
+        assert_eq!(l.documents[0].value["derived"], json!({"x": 1, "y": 3}));
+        assert_eq!(
+            l.documents[0].positions.locate("/derived/x").key,
+            Some(Pos::new(1, 11))
+        );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut s = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let p = i - 1;
+            s.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let l = load_str(&s);
+        assert!(l.findings.iter().any(|f| f.rule == rules::UNREPRESENTABLE));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let s = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let l = load_str(&s);
+        assert_eq!(l.findings[0].rule, rules::SYNTAX);
+    }
+
+    #[test]
+    fn complex_keys_and_special_floats() {
+        let l = load_str("? [a]\n: 1\nx: .nan\n");
+        assert_eq!(
+            all_findings(&l),
+            vec![(rules::COMPLEX_KEY, 1, 3), (rules::UNREPRESENTABLE, 3, 4)]
+        );
+    }
+}
