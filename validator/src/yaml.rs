@@ -633,6 +633,14 @@ fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadErro
             return Finding::new(rules::UNREPRESENTABLE, Severity::Error, file, *pos, msg);
         }
     };
+    // Errors at the end of input sit on a line past the last: point at the last real line.
+    let last_line = chunk.lines().count().max(1) as u32 + line_offset;
+    let pos = if pos.line > last_line {
+        let last = chunk.lines().last().unwrap_or("");
+        Pos::new(last_line, last.chars().count() as u32 + 1)
+    } else {
+        pos
+    };
     let upto = pos.line.saturating_sub(line_offset) as usize;
     for (i, line) in chunk.lines().enumerate().take(upto.max(1)) {
         let line_no = i as u32 + 1 + line_offset;

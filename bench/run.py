@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""tally's benchmark: one command, every figure side by side.
+
+    python3 bench/run.py [--resources 10000] [--files 5000] [--runs 3] [--no-peers]
+
+1. builds `tally` in release mode;
+2. generates a synthetic corpus (bench/gen.py) under bench/out/;
+3. installs the peers into bench/out/venv from PyPI: kubernetes-validate (the same Kubernetes
+   schemas tally embeds) and Checkov;
+4. times, on the same files: `tally validate` with schemas only, with schemas and policies,
+   kubernetes-validate --strict, and `checkov --framework kubernetes`; wall time (best of --runs)
+   and peak resident memory of each;
+5. prints throughput and the ratios, and how many findings each tool reports for the concepts
+   both tally and Checkov cover.
+
+Nothing here asserts a time: it measures and prints. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OUT = os.path.join(HERE, "out")
+VENV = os.path.join(OUT, "venv")
+K8S_VERSION = "1.37"
+
+# Concepts both tally and Checkov check, by Checkov check id -> tally rule id.
+CHECKOV_TO_TALLY = {
+    "CKV_K8S_16": "privileged-container",
+    "CKV_K8S_20": "privilege-escalation",
+    "CKV_K8S_17": "host-namespaces",
+    "CKV_K8S_18": "host-namespaces",
+    "CKV_K8S_19": "host-namespaces",
+    "CKV_K8S_22": "read-only-root-fs",
+    "CKV_K8S_8": "liveness-probe",
+    "CKV_K8S_9": "readiness-probe",
+    "CKV_K8S_14": "no-latest-tag",
+    "CKV_K8S_35": "secret-as-volume",
+    "CKV_K8S_38": "automount-service-account-token",
+    "CKV_K8S_21": "no-default-namespace",
+    "CKV_K8S_27": "docker-socket",
+    "CKV_K8S_31": "seccomp-profile",
+}
+
+
+def run_timed(cmd, runs, env=None):
+    """Runs cmd `runs` times; returns (best wall seconds, last exit code, last stdout)."""
+    best, code, out = None, None, b""
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        wall = time.perf_counter() - start
+        code, out = proc.returncode, proc.stdout
+        best = wall if best is None else min(best, wall)
+    return best, code, out
+
+
+def peak_rss(cmd, env=None):
+    """Peak RSS (MiB) of one run of cmd, measured with GNU time when available."""
+    gnu_time = shutil.which("time") or "/usr/bin/time"
+    if not os.path.exists(gnu_time):
+        return float("nan")
+    proc = subprocess.run([gnu_time, "-f", "%M", *cmd], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=env)
+    last = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+    try:
+        return int(last[0]) / 1024.0
+    except (IndexError, ValueError):
+        return float("nan")
+
+
+def ensure_venv(packages):
+    py = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+    for pkg in packages:
+        name = pkg.split("=")[0]
+        if subprocess.run([py, "-m", "pip", "show", "-q", name],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            print(f"installing {pkg} into bench/out/venv ...", flush=True)
+            r = subprocess.run([py, "-m", "pip", "install", "-q", pkg])
+            if r.returncode != 0:
+                print(f"  could not install {pkg}; skipping it", flush=True)
+
+
+def manifest_files(corpus):
+    files = []
+    for d, _, names in os.walk(corpus):
+        files += [os.path.join(d, n) for n in names if n.endswith((".yaml", ".yml"))]
+    return sorted(files)
+
+
+def count_tally(out):
+    try:
+        doc = json.loads(out)
+    except json.JSONDecodeError:
+        return {}
+    counts = {}
+    for f in doc.get("findings", []):
+        if not f.get("exempted"):
+            counts[f["rule"]] = counts.get(f["rule"], 0) + 1
+    return counts
+
+
+def count_checkov(out):
+    try:
+        doc = json.loads(out)
+    except json.JSONDecodeError:
+        return {}
+    reports = doc if isinstance(doc, list) else [doc]
+    counts = {}
+    for rep in reports:
+        for check in rep.get("results", {}).get("failed_checks", []):
+            rule = CHECKOV_TO_TALLY.get(check.get("check_id"))
+            if rule:
+                counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--resources", type=int, default=10000)
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-peers", action="store_true", help="time tally only")
+    args = ap.parse_args()
+
+    os.makedirs(OUT, exist_ok=True)
+    print("building tally (release) ...", flush=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "tally"], cwd=ROOT, check=True)
+    tally = os.path.join(ROOT, "target", "release", "tally")
+
+    corpus = os.path.join(OUT, f"corpus-{args.resources}-{args.files}")
+    if not os.path.isdir(corpus):
+        subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), corpus,
+                        "--resources", str(args.resources), "--files", str(args.files)], check=True)
+    files = manifest_files(corpus)
+    n = args.resources
+    print(f"corpus: {n} resources in {len(files)} files; {os.cpu_count()} cores", flush=True)
+
+    rows = []
+    base = [tally, "validate", corpus, "--format", "json", "--fail-on", "never",
+            "--kubernetes-version", K8S_VERSION]
+    schema_only = base + ["--no-policies"]
+    t_schema, _, _ = run_timed(schema_only, args.runs)
+    rows.append(("tally validate (schemas only)", t_schema, peak_rss(schema_only)))
+    t_full, _, tally_out = run_timed(base, args.runs)
+    rows.append(("tally validate (schemas + policies)", t_full, peak_rss(base)))
+
+    checkov_counts = None
+    if not args.no_peers:
+        ensure_venv(["kubernetes-validate==1.37.0", "checkov"])
+        kv = os.path.join(VENV, "bin", "kubernetes-validate")
+        if os.path.exists(kv):
+            cmd = [kv, "--strict", "--quiet", "-k", K8S_VERSION + ".0", *files]
+            t, _, _ = run_timed(cmd, 1)
+            rows.append(("kubernetes-validate --strict", t, peak_rss(cmd)))
+        ck = os.path.join(VENV, "bin", "checkov")
+        if os.path.exists(ck):
+            cmd = [ck, "--framework", "kubernetes", "-d", corpus, "--quiet", "--compact",
+                   "-o", "json", "--skip-download"]
+            env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
+            t, _, out = run_timed(cmd, 1, env)
+            rows.append(("checkov --framework kubernetes", t, peak_rss(cmd, env)))
+            checkov_counts = count_checkov(out)
+
+    print()
+    print(f"{'tool':40} {'wall s':>9} {'resources/s':>12} {'peak MiB':>9} {'vs tally':>9}")
+    for name, t, mem in rows:
+        ref = t_schema if "kubernetes-validate" in name else t_full
+        ratio = f"{t / ref:8.1f}x" if not name.startswith("tally") else ""
+        print(f"{name:40} {t:9.3f} {n / t:12.0f} {mem:9.1f} {ratio:>9}")
+    print(f"\npolicies cost: {t_full / t_schema:.2f}x the schema-only time")
+
+    if checkov_counts is not None:
+        tally_counts = count_tally(tally_out)
+        print("\nfindings on concepts both tools check (tally rule: tally / checkov)")
+        for rule in sorted(set(CHECKOV_TO_TALLY.values())):
+            print(f"  {rule:34} {tally_counts.get(rule, 0):7} / {checkov_counts.get(rule, 0):7}")
+
+
+if __name__ == "__main__":
+    main()
