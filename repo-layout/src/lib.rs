@@ -2,8 +2,11 @@
 //! checking it, rendering an environment to objects, and generating tenant guardrails.
 //!
 //! It knows nothing of clusters: it turns a directory into the objects the gate checks and the
-//! engine applies. Not yet built: see the project's open issue on environment definitions. Today
-//! `tally validate` treats every path as plain manifests.
+//! engine applies.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod guardrails;
+pub mod model;
 
 pub use tally_validator as validator;
