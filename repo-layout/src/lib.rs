@@ -8,5 +8,6 @@
 
 pub mod guardrails;
 pub mod model;
+pub mod overrides;
 
 pub use tally_validator as validator;
