@@ -179,6 +179,7 @@ fn object(
         },
         value,
         positions,
+        origins: Vec::new(),
     });
 }
 

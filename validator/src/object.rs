@@ -74,6 +74,19 @@ pub struct Object {
     pub value: Value,
     /// The position of every node of `value`.
     pub positions: PosNode,
+    /// Fields set from elsewhere (an environment's override): findings on them point there.
+    pub origins: Vec<Origin>,
+}
+
+/// A field of an object whose value came from another file, such as an environment override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// JSON pointer of the field in the object.
+    pub pointer: String,
+    /// The file that set it.
+    pub file: Arc<str>,
+    /// Where in that file.
+    pub pos: Pos,
 }
 
 impl Object {

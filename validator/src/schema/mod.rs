@@ -88,3 +88,22 @@ impl SchemaRegistry {
         Vec::new()
     }
 }
+
+/// Validates an object against a compiled JSON schema, each error a finding of `rule` at the
+/// offending field.
+pub fn check_against(
+    validator: &jsonschema::Validator,
+    object: &Object,
+    rule: &'static str,
+) -> Vec<Finding> {
+    if validator.is_valid(&object.value) {
+        return Vec::new();
+    }
+    validator
+        .iter_errors(&object.value)
+        .map(|e| {
+            let pointer = e.instance_path().to_string();
+            object.finding(rule, crate::Severity::Error, &pointer, e.to_string())
+        })
+        .collect()
+}

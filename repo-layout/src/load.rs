@@ -1,0 +1,225 @@
+//! Loading a repo: `tally.yaml`, `environments/*/environment.yaml`, `tenants/*/tenant.yaml` and
+//! `apps/*/app.yaml`, each read with positions, checked against its JSON schema (`schemas/`) and
+//! only then turned into typed specs. A broken file is a finding at its line; the rest still load.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde::de::DeserializeOwned;
+use tally_validator::gate::{self, Sources};
+use tally_validator::source::Input;
+use tally_validator::{Finding, Object, Severity};
+
+use crate::model::{API_VERSION, AppSpec, EnvironmentSpec, RepoSpec, TenantSpec};
+
+/// Rule ids raised while loading the layout.
+pub mod rules {
+    /// A layout file that does not match its schema.
+    pub const SCHEMA: &str = "layout-schema";
+    /// A layout file of the wrong kind, or a name that differs from its directory.
+    pub const IDENTITY: &str = "layout-identity";
+}
+
+/// The file name of the repo's root file.
+pub const REPO_FILE: &str = "tally.yaml";
+
+/// Errors that stop loading (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// Reading the repo failed.
+    #[error(transparent)]
+    Gate(#[from] gate::GateError),
+    /// A directory could not be listed.
+    #[error("{path}: {source}")]
+    Io {
+        /// Where.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One layout file: its name (the directory's), its directory, the object as read, and its spec.
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    /// The entry's name (its directory name).
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The file as an object, for positions.
+    pub object: Object,
+    /// The typed spec.
+    pub spec: T,
+}
+
+/// A loaded repo.
+#[derive(Debug, Default)]
+pub struct Repo {
+    /// The repo's root directory.
+    pub root: PathBuf,
+    /// `tally.yaml`, when it loaded.
+    pub repo: Option<Entry<RepoSpec>>,
+    /// Environments by name.
+    pub environments: BTreeMap<String, Entry<EnvironmentSpec>>,
+    /// Tenants by name.
+    pub tenants: BTreeMap<String, Entry<TenantSpec>>,
+    /// Apps by name.
+    pub apps: BTreeMap<String, Entry<AppSpec>>,
+    /// Findings met while loading.
+    pub findings: Vec<Finding>,
+    /// The text of every layout file, for reports.
+    pub sources: Sources,
+}
+
+/// Whether `path` is the root of a tally repo (it has a `tally.yaml` of kind Repo).
+pub fn is_repo(path: &Path) -> bool {
+    let file = path.join(REPO_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => text.lines().any(|l| l.trim() == "kind: Repo"),
+        Err(_) => false,
+    }
+}
+
+/// Loads the repo rooted at `root`.
+pub fn load(root: &Path) -> Result<Repo, LayoutError> {
+    let mut inputs = vec![Input::File(root.join(REPO_FILE))];
+    for dir in ["environments", "tenants", "apps"] {
+        let file = match dir {
+            "environments" => "environment.yaml",
+            "tenants" => "tenant.yaml",
+            _ => "app.yaml",
+        };
+        for sub in subdirectories(&root.join(dir))? {
+            let path = sub.join(file);
+            if path.is_file() {
+                inputs.push(Input::File(path));
+            }
+        }
+    }
+    let loaded = gate::load_inputs(&inputs)?;
+    let mut repo = Repo {
+        root: root.to_path_buf(),
+        findings: loaded.findings,
+        sources: loaded.sources,
+        ..Repo::default()
+    };
+    for object in loaded.objects {
+        let path = PathBuf::from(&*object.provenance.file);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (kind, schema) = match file_name {
+            REPO_FILE => ("Repo", &schemas().repo),
+            "environment.yaml" => ("Environment", &schemas().environment),
+            "tenant.yaml" => ("Tenant", &schemas().tenant),
+            _ => ("App", &schemas().app),
+        };
+        if object.id.kind != kind || object.id.api_version != API_VERSION {
+            repo.findings.push(object.finding(
+                rules::IDENTITY,
+                Severity::Error,
+                "/kind",
+                format!("`{file_name}` must hold a {API_VERSION} {kind}, found {} {}", object.id.api_version, object.id.kind),
+            ));
+            continue;
+        }
+        if kind != "Repo" && object.id.name != name {
+            repo.findings.push(object.finding(
+                rules::IDENTITY,
+                Severity::Error,
+                "/metadata/name",
+                format!("the {kind} is named `{}` but lives in directory `{name}`; the two must match", object.id.name),
+            ));
+        }
+        let errors = tally_validator::schema::check_against(schema, &object, rules::SCHEMA);
+        if !errors.is_empty() {
+            repo.findings.extend(errors);
+            continue;
+        }
+        match kind {
+            "Repo" => repo.repo = typed(object, name, dir, &mut repo.findings),
+            "Environment" => insert(&mut repo.environments, typed(object, name, dir, &mut repo.findings)),
+            "Tenant" => insert(&mut repo.tenants, typed(object, name, dir, &mut repo.findings)),
+            _ => insert(&mut repo.apps, typed(object, name, dir, &mut repo.findings)),
+        }
+    }
+    Ok(repo)
+}
+
+fn insert<T>(map: &mut BTreeMap<String, Entry<T>>, entry: Option<Entry<T>>) {
+    if let Some(e) = entry {
+        map.insert(e.name.clone(), e);
+    }
+}
+
+fn typed<T: DeserializeOwned>(object: Object, name: String, dir: PathBuf, findings: &mut Vec<Finding>) -> Option<Entry<T>> {
+    let spec_value = object.value.get("spec").cloned().unwrap_or(serde_json::Value::Object(Default::default()));
+    match serde_json::from_value(spec_value) {
+        Ok(spec) => Some(Entry { name, dir, object, spec }),
+        Err(e) => {
+            // The schema should have caught this; say so at the spec rather than lose the file.
+            findings.push(object.finding(rules::SCHEMA, Severity::Error, "/spec", format!("invalid spec: {e}")));
+            None
+        }
+    }
+}
+
+fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, LayoutError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(LayoutError::Io {
+                path: dir.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The layout's JSON schemas, compiled once.
+struct Schemas {
+    repo: jsonschema::Validator,
+    environment: jsonschema::Validator,
+    tenant: jsonschema::Validator,
+    app: jsonschema::Validator,
+}
+
+fn schemas() -> &'static Schemas {
+    static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
+    SCHEMAS.get_or_init(|| Schemas {
+        repo: compile(include_str!("../schemas/repo.json")),
+        environment: compile(include_str!("../schemas/environment.json")),
+        tenant: compile(include_str!("../schemas/tenant.json")),
+        app: compile(include_str!("../schemas/app.json")),
+    })
+}
+
+/// Compiles a schema shipped in this crate; a test proves each one compiles.
+fn compile(text: &str) -> jsonschema::Validator {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => unreachable!("shipped layout schema is not JSON: {e}"),
+    };
+    match jsonschema::validator_for(&value) {
+        Ok(v) => v,
+        Err(e) => unreachable!("shipped layout schema does not compile: {e}"),
+    }
+}
+
+/// Shared `Arc<str>` for generated names.
+pub fn file_name(path: &Path) -> Arc<str> {
+    Arc::from(path.to_string_lossy().as_ref())
+}

@@ -1,0 +1,282 @@
+//! Rendering one environment to the exact set of objects the engine will apply: tenant guardrails
+//! first, then each app's manifests (in `dependsOn` order) with the environment's overrides,
+//! namespaces, ownership labels and tenant ids applied, and the tenant boundary checked.
+//!
+//! Every object keeps its provenance: app objects point at their manifest lines (an overridden
+//! field at the environment line that changed it), guardrails at the tenant field that produced
+//! them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tally_validator::gate::{self, Sources};
+use tally_validator::object::{Origin, Provenance};
+use tally_validator::position::PosNode;
+use tally_validator::{Finding, Object, ObjectRef, Pos, Severity, manifest, source, yaml};
+
+use crate::boundary;
+use crate::check::apply_order;
+use crate::guardrails::guardrails;
+use crate::load::{Entry, LayoutError, Repo};
+use crate::model::{AppSpec, Source};
+use crate::overrides;
+
+/// Rule ids raised while rendering.
+pub mod rules {
+    /// A kustomize or helm source whose binary is not on PATH, or that failed.
+    pub const SOURCE: &str = "layout-source";
+    /// An environment that does not exist.
+    pub const UNKNOWN_ENVIRONMENT: &str = "layout-unknown-environment";
+}
+
+/// Labels tally puts on everything it renders.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "tally");
+/// The environment label.
+pub const ENVIRONMENT_LABEL: &str = "tally.dev/environment";
+/// The app label.
+pub const APP_LABEL: &str = "tally.dev/app";
+/// The tenant label.
+pub const TENANT_LABEL: &str = "tally.dev/tenant";
+
+/// An environment's desired state.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// The environment's name.
+    pub environment: String,
+    /// Every object, guardrails first, then apps in apply order.
+    pub objects: Vec<Object>,
+    /// Findings met while rendering (sources, boundary).
+    pub findings: Vec<Finding>,
+    /// Texts of the manifests read, for reports.
+    pub sources: Sources,
+}
+
+/// Renders environment `env` of `repo`.
+pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
+    let mut out = Rendered {
+        environment: env.to_owned(),
+        ..Rendered::default()
+    };
+    let Some(environment) = repo.environments.get(env) else {
+        let known: Vec<&str> = repo.environments.keys().map(String::as_str).collect();
+        let file: Arc<str> = Arc::from(repo.root.display().to_string());
+        out.findings.push(Finding::new(
+            rules::UNKNOWN_ENVIRONMENT,
+            Severity::Error,
+            &file,
+            Pos::START,
+            format!("no environment `{env}` (known: {})", known.join(", ")),
+        ));
+        return Ok(out);
+    };
+
+    for name in &environment.spec.tenants {
+        let Some(tenant) = repo.tenants.get(name) else { continue };
+        for generated in guardrails(name, &tenant.spec) {
+            let pos = tenant.object.pos(&generated.source);
+            let mut value = generated.value;
+            if let Some(labels) = overrides::labels_mut(&mut value) {
+                labels.insert(ENVIRONMENT_LABEL.into(), Value::from(env));
+            }
+            out.objects.push(generated_object(value, &tenant.object.provenance.file, pos));
+        }
+    }
+
+    let crd_scopes = HashMap::<String, bool>::new();
+    let mut crd_scopes = crd_scopes;
+    for (i, instance) in apply_order(repo, &environment.spec.apps).into_iter().enumerate() {
+        let Some(app) = repo.apps.get(&instance.name) else { continue };
+        let index = environment
+            .spec
+            .apps
+            .iter()
+            .position(|a| a.name == instance.name)
+            .unwrap_or(i);
+        let at = format!("/spec/apps/{index}");
+        let (objects, findings) = read_source(app, &mut out.sources)?;
+        out.findings.extend(findings);
+        for o in &objects {
+            if o.id.kind == "CustomResourceDefinition" {
+                let kind = o.value.pointer("/spec/names/kind").and_then(Value::as_str);
+                let scope = o.value.pointer("/spec/scope").and_then(Value::as_str);
+                if let (Some(kind), Some(scope)) = (kind, scope) {
+                    crd_scopes.insert(kind.to_owned(), scope == "Cluster");
+                }
+            }
+        }
+        let tenant = repo.tenants.get(&app.spec.tenant);
+        for mut object in objects {
+            let kind = object.id.kind.clone();
+            let cluster_scoped = crd_scopes
+                .get(&kind)
+                .copied()
+                .unwrap_or_else(|| boundary::is_cluster_scoped(&kind));
+            if !cluster_scoped && object.id.namespace.is_none() {
+                if let Some(meta) = object.value.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("namespace".into(), Value::from(app.spec.namespace.as_str()));
+                }
+            }
+            for change in overrides::apply(&mut object.value, instance, &at) {
+                object.origins.push(Origin {
+                    pointer: change.pointer,
+                    file: Arc::clone(&environment.object.provenance.file),
+                    pos: environment.object.pos(&change.source),
+                });
+            }
+            if let Some(labels) = overrides::labels_mut(&mut object.value) {
+                labels.insert(MANAGED_BY.0.into(), Value::from(MANAGED_BY.1));
+                labels.insert(ENVIRONMENT_LABEL.into(), Value::from(env));
+                labels.insert(APP_LABEL.into(), Value::from(app.name.as_str()));
+                labels.insert(TENANT_LABEL.into(), Value::from(app.spec.tenant.as_str()));
+            }
+            if let Some(ids) = tenant.and_then(|t| t.spec.ids.as_ref()) {
+                boundary::fill_ids(&mut object.value, ids);
+            }
+            object.id = identity(&object.value);
+            if let Some(t) = tenant {
+                out.findings
+                    .extend(boundary::check(&object, &app.spec.tenant, &t.spec, cluster_scoped));
+            }
+            out.objects.push(object);
+        }
+    }
+    Ok(out)
+}
+
+/// The identity of an object as rendered.
+fn identity(value: &Value) -> ObjectRef {
+    let s = |p: &str| value.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    ObjectRef {
+        api_version: s("/apiVersion"),
+        kind: s("/kind"),
+        namespace: value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        name: s("/metadata/name"),
+    }
+}
+
+/// An object generated from a layout field: every node points at that field.
+fn generated_object(value: Value, file: &Arc<str>, pos: Pos) -> Object {
+    Object {
+        id: identity(&value),
+        provenance: Provenance {
+            file: Arc::clone(file),
+            document: 0,
+            pointer: String::new(),
+        },
+        positions: uniform_positions(&value, pos),
+        value,
+        origins: Vec::new(),
+    }
+}
+
+fn uniform_positions(value: &Value, pos: Pos) -> PosNode {
+    match value {
+        Value::Object(m) => PosNode::Map {
+            pos,
+            entries: m
+                .iter()
+                .map(|(k, v)| tally_validator::position::MapEntry {
+                    key: k.as_str().into(),
+                    key_pos: pos,
+                    value: uniform_positions(v, pos),
+                })
+                .collect(),
+        },
+        Value::Array(items) => PosNode::Seq {
+            pos,
+            items: items.iter().map(|v| uniform_positions(v, pos)).collect(),
+        },
+        _ => PosNode::Scalar(pos),
+    }
+}
+
+/// Reads an app's manifests: a plain directory, or the output of `kustomize build` /
+/// `helm template` when those binaries are installed.
+fn read_source(app: &Entry<AppSpec>, sources: &mut Sources) -> Result<(Vec<Object>, Vec<Finding>), LayoutError> {
+    match &app.spec.source {
+        Source::Manifests(dir) => {
+            let path = app.dir.join(dir);
+            if !path.is_dir() {
+                let f = app.object.finding(
+                    rules::SOURCE,
+                    Severity::Error,
+                    "/spec/source/manifests",
+                    format!("manifests directory `{}` does not exist", path.display()),
+                );
+                return Ok((Vec::new(), vec![f]));
+            }
+            let inputs = source::discover(&[path], &[]).map_err(gate::GateError::from)?;
+            let loaded = gate::load_inputs(&inputs)?;
+            for (name, text) in loaded.sources.iter() {
+                sources.insert(Arc::clone(name), Arc::clone(text));
+            }
+            Ok((loaded.objects, loaded.findings))
+        }
+        Source::Kustomize(dir) => {
+            let path = app.dir.join(dir);
+            let args = vec!["build".to_owned(), path.display().to_string()];
+            run_tool(app, "kustomize", &args, "/spec/source/kustomize", &path, sources)
+        }
+        Source::Helm(helm) => {
+            let chart = app.dir.join(&helm.chart);
+            let mut args = vec![
+                "template".to_owned(),
+                app.name.clone(),
+                chart.display().to_string(),
+                "--namespace".to_owned(),
+                app.spec.namespace.clone(),
+            ];
+            for values in &helm.values_files {
+                args.push("--values".into());
+                args.push(app.dir.join(values).display().to_string());
+            }
+            run_tool(app, "helm", &args, "/spec/source/helm", &chart, sources)
+        }
+    }
+}
+
+fn run_tool(
+    app: &Entry<AppSpec>,
+    tool: &str,
+    args: &[String],
+    pointer: &str,
+    path: &Path,
+    sources: &mut Sources,
+) -> Result<(Vec<Object>, Vec<Finding>), LayoutError> {
+    let output = match Command::new(tool).args(args).output() {
+        Ok(o) => o,
+        Err(e) => {
+            let message = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("this app is rendered with `{tool}`, which is not installed (not on PATH)")
+            } else {
+                format!("running `{tool}`: {e}")
+            };
+            return Ok((Vec::new(), vec![app.object.finding(rules::SOURCE, Severity::Error, pointer, message)]));
+        }
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let message = format!("`{tool} {}` failed: {}", args.join(" "), stderr.trim());
+        return Ok((Vec::new(), vec![app.object.finding(rules::SOURCE, Severity::Error, pointer, message)]));
+    }
+    let name: Arc<str> = Arc::from(format!("{} ({tool} output)", path.display()));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let parsed = manifest::objects_from(&name, yaml::load(&name, &text));
+    sources.insert(Arc::clone(&name), Arc::from(text));
+    Ok((parsed.objects, parsed.findings))
+}
+
+/// Every namespace the rendered objects use, for summaries.
+pub fn namespaces(rendered: &Rendered) -> BTreeSet<&str> {
+    rendered
+        .objects
+        .iter()
+        .filter_map(|o| o.id.namespace.as_deref())
+        .collect()
+}
