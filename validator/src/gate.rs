@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::finding::{Finding, Severity, sort_findings};
 use crate::manifest::{FileObjects, objects_from};
-use crate::object::Object;
+use crate::object::{Object, ObjectRef};
 use crate::schema::{SchemaError, SchemaOptions, SchemaRegistry};
 use crate::source::{self, Input, SourceError, SourceText};
 use crate::yaml;
@@ -69,6 +69,9 @@ pub struct GateReport {
     pub files: usize,
     /// How many objects were checked.
     pub objects: usize,
+    /// Every object checked, with its file, in input order. Reports that list what passed (JUnit
+    /// test cases) need it; findings alone only name what failed.
+    pub checked: Vec<(Arc<str>, ObjectRef)>,
     /// The Kubernetes version validated against.
     pub kubernetes_version: String,
     /// Source texts, for reports that quote lines.
@@ -191,6 +194,11 @@ pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateE
         findings,
         files: loaded.files,
         objects: loaded.objects.len(),
+        checked: loaded
+            .objects
+            .iter()
+            .map(|o| (Arc::clone(&o.provenance.file), o.id.clone()))
+            .collect(),
         kubernetes_version: registry.kubernetes_version().to_owned(),
         sources: loaded.sources,
     })
