@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::finding::{Finding, Severity, sort_findings};
 use crate::manifest::{FileObjects, objects_from};
-use crate::object::Object;
+use crate::object::{Object, ObjectRef};
 use crate::schema::{SchemaError, SchemaOptions, SchemaRegistry};
 use crate::source::{self, Input, SourceError, SourceText};
 use crate::yaml;
@@ -39,24 +39,53 @@ pub enum GateError {
 /// The text of every file read, kept for reports that quote source lines.
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
-    texts: HashMap<Arc<str>, Arc<str>>,
+    texts: HashMap<Arc<str>, SourceLines>,
+}
+
+/// A file's text and, built on first use, where each of its lines starts.
+#[derive(Debug, Clone)]
+struct SourceLines {
+    text: Arc<str>,
+    starts: std::sync::OnceLock<Vec<u32>>,
 }
 
 impl Sources {
     /// Records a file's text.
     pub fn insert(&mut self, file: Arc<str>, text: Arc<str>) {
-        self.texts.insert(file, text);
+        let starts = std::sync::OnceLock::new();
+        self.texts.insert(file, SourceLines { text, starts });
     }
 
     /// The text of a file, when it was read as text.
     pub fn text(&self, file: &str) -> Option<&str> {
-        self.texts.get(file).map(|t| &**t)
+        self.texts.get(file).map(|t| &*t.text)
     }
 
-    /// Line `line` (1-based) of `file`, without its newline.
+    /// Line `line` (1-based) of `file`, without its line ending.
     pub fn line(&self, file: &str, line: u32) -> Option<&str> {
-        let text = self.text(file)?;
-        text.lines().nth(line.checked_sub(1)? as usize)
+        let source = self.texts.get(file)?;
+        let text = &*source.text;
+        let starts = source.starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i as u32 + 1))
+                .collect()
+        });
+        let index = line.checked_sub(1)? as usize;
+        let start = *starts.get(index)? as usize;
+        let end = starts.get(index + 1).map_or(text.len(), |&e| e as usize);
+        let l = &text[start..end];
+        if start == text.len() && index > 0 {
+            return None;
+        }
+        Some(
+            l.strip_suffix('\n')
+                .map_or(l, |l| l.strip_suffix('\r').unwrap_or(l)),
+        )
+    }
+
+    /// Every file and its text.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
+        self.texts.iter().map(|(name, s)| (name, &s.text))
     }
 }
 
@@ -69,6 +98,9 @@ pub struct GateReport {
     pub files: usize,
     /// How many objects were checked.
     pub objects: usize,
+    /// Every object checked, with its file, in input order. Reports that list what passed (JUnit
+    /// test cases) need it; findings alone only name what failed.
+    pub checked: Vec<(Arc<str>, ObjectRef)>,
     /// The Kubernetes version validated against.
     pub kubernetes_version: String,
     /// Source texts, for reports that quote lines.
@@ -179,8 +211,8 @@ pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateE
         // Problems in CRD files matter: they are inputs too, only not checked as objects.
         loaded.findings.extend(crds.findings);
         loaded.findings.extend(registry.add_crds(&crds.objects));
-        for (name, text) in crds.sources.texts {
-            loaded.sources.insert(name, text);
+        for (name, text) in crds.sources.iter() {
+            loaded.sources.insert(Arc::clone(name), Arc::clone(text));
         }
     }
     loaded.findings.extend(registry.add_crds(&loaded.objects));
@@ -191,7 +223,30 @@ pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateE
         findings,
         files: loaded.files,
         objects: loaded.objects.len(),
+        checked: loaded
+            .objects
+            .iter()
+            .map(|o| (Arc::clone(&o.provenance.file), o.id.clone()))
+            .collect(),
         kubernetes_version: registry.kubernetes_version().to_owned(),
         sources: loaded.sources,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_lines_are_indexed() {
+        let mut s = Sources::default();
+        s.insert(Arc::from("f"), Arc::from("a\r\nbb\n\nlast"));
+        let lines: Vec<_> = (0..=5).map(|n| s.line("f", n)).collect();
+        assert_eq!(
+            lines,
+            [None, Some("a"), Some("bb"), Some(""), Some("last"), None]
+        );
+        s.insert(Arc::from("g"), Arc::from("x\n"));
+        assert_eq!((s.line("g", 1), s.line("g", 2)), (Some("x"), None));
+    }
 }

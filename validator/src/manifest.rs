@@ -72,11 +72,12 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
         }
         value => object(file, index, String::new(), value, positions, out),
     }
-    // Attach the document's own findings to its object when it has exactly one.
-    if out.objects.len() == before + 1 {
-        let id = &out.objects[before].id;
-        for f in &mut findings {
-            f.object = Some(id.clone());
+    // Attach the document's own findings to the object they sit in: the last one (of a List,
+    // in source order) that starts at or before the finding.
+    let objects = &out.objects[before..];
+    for f in &mut findings {
+        if let Some(o) = objects.iter().rev().find(|o| o.positions.pos() <= f.pos) {
+            f.object = Some(o.id.clone());
         }
     }
     out.findings.append(&mut findings);
@@ -234,6 +235,19 @@ mod tests {
         assert_eq!(names, ["ConfigMap a", "ConfigMap x/b"]);
         assert_eq!(o.objects[1].provenance.pointer, "/items/1");
         assert_eq!(o.objects[1].pos("/metadata/name"), Pos::new(9, 14));
+    }
+
+    #[test]
+    fn findings_in_list_items_name_their_item() {
+        let o = objects(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: b}\n  data: {x: yes}\n",
+        );
+        let names: Vec<_> = o
+            .findings
+            .iter()
+            .map(|f| f.object.as_ref().map(|o| o.name.as_str()))
+            .collect();
+        assert_eq!(names, [Some("b")]);
     }
 
     #[test]

@@ -1,24 +1,334 @@
-//! `--format human`: one rustc-like snippet per finding, then a summary.
+//! `--format human`: one rustc-like snippet per finding, the exempted findings after them, then a
+//! summary table of counts per rule and a totals line.
+//!
+//! Exempted findings are listed, dimmed and without a snippet, after the counted ones: they are
+//! never silent, but they are not what a person has to fix now.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use super::{ReportOptions, Summary};
-use crate::gate::GateReport;
+use tabled::builder::Builder;
+use tabled::settings::object::Columns;
+use tabled::settings::{Alignment, Style};
+use unicode_width::UnicodeWidthChar;
 
-/// Writes the findings as snippets and a summary line.
-pub fn write(report: &GateReport, _options: ReportOptions, out: &mut dyn Write) -> io::Result<()> {
-    for f in &report.findings {
-        writeln!(out, "{}[{}]: {}", f.severity, f.rule, f.message)?;
-        writeln!(out, "  --> {}:{}:{}", f.file, f.pos.line, f.pos.column)?;
-        if let Some(line) = report.sources.line(&f.file, f.pos.line) {
-            writeln!(out, "   | {line}")?;
-        }
-        writeln!(out)?;
+use super::{ReportOptions, Summary, span};
+use crate::finding::{Finding, Severity};
+use crate::gate::GateReport;
+use crate::object::ObjectRef;
+
+/// Source lines longer than this (in columns) are shown as a window around the finding.
+const MAX_SNIPPET_WIDTH: usize = 120;
+/// How many characters of context a window keeps before the finding's column.
+const WINDOW_BEFORE: usize = 40;
+/// A tab is shown as this many spaces (as rustc does), so carets line up in any terminal.
+const TAB_WIDTH: usize = 4;
+
+/// Writes the findings as snippets, then the summary.
+pub fn write(report: &GateReport, options: ReportOptions, out: &mut dyn Write) -> io::Result<()> {
+    let paint = Paint(options.color);
+    let summary = Summary::of(report);
+    if report.findings.is_empty() {
+        return writeln!(
+            out,
+            "{} no findings in {} and {} (Kubernetes {})",
+            paint.paint(GREEN, "ok:"),
+            plural(summary.files, "file", "files"),
+            plural(summary.objects, "object", "objects"),
+            summary.kubernetes_version
+        );
     }
-    let s = Summary::of(report);
+    for f in report.findings.iter().filter(|f| f.exempted.is_none()) {
+        counted(report, f, paint, out)?;
+    }
+    for f in report.findings.iter().filter(|f| f.exempted.is_some()) {
+        exempted(f, paint, out)?;
+    }
+    if !summary.rules.is_empty() {
+        writeln!(out, "{}", table(report))?;
+    }
+    writeln!(out, "{}", totals(&summary, paint))
+}
+
+fn counted(report: &GateReport, f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
+    let style = severity_style(f.severity);
+    let source = source_line(report, f);
+    // The gutter is as wide as the line number, like rustc's.
+    let width = f.pos.line.to_string().len();
+    let pad = " ".repeat(width);
     writeln!(
         out,
-        "{} files, {} objects: {} errors, {} warnings, {} infos",
-        s.files, s.objects, s.errors, s.warnings, s.infos
+        "{}{} {}",
+        paint.paint(style, &format!("{}[{}]", f.severity, f.rule)),
+        paint.paint(BOLD, ":"),
+        paint.paint(BOLD, &f.message)
+    )?;
+    writeln!(
+        out,
+        "{pad} {} {}:{}:{}",
+        paint.paint(BLUE, "-->"),
+        f.file,
+        f.pos.line,
+        f.pos.column
+    )?;
+    let bar = paint.paint(BLUE, "|");
+    if let Some(line) = source {
+        let snippet = Snippet::new(line, f.pos.column);
+        writeln!(out, "{pad}  {bar}")?;
+        // No trailing space after the bar when the line is empty (the end of the file).
+        let gap = if snippet.text.is_empty() { "" } else { " " };
+        writeln!(
+            out,
+            " {} {bar}{gap}{}",
+            paint.paint(BLUE, &f.pos.line.to_string()),
+            snippet.text
+        )?;
+        writeln!(
+            out,
+            "{pad}  {bar} {}{}",
+            " ".repeat(snippet.caret_at),
+            paint.paint(style, &"^".repeat(snippet.caret_len))
+        )?;
+    }
+    let eq = paint.paint(BLUE, "=");
+    if let Some(help) = &f.help {
+        writeln!(out, "{pad}  {eq} {}: {}", paint.paint(BOLD, "help"), help)?;
+    }
+    if let Some(object) = &f.object {
+        writeln!(
+            out,
+            "{pad}  {eq} {}: {}",
+            paint.paint(BOLD, "object"),
+            object_label(object)
+        )?;
+    }
+    writeln!(out)
+}
+
+fn exempted(f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
+    let mut text = format!(
+        "exempted {}[{}]: {}\n  --> {}:{}:{}\n",
+        f.severity, f.rule, f.message, f.file, f.pos.line, f.pos.column
+    );
+    if let Some(e) = &f.exempted {
+        text.push_str(&format!("   = reason: {} ({})\n", e.reason, e.source));
+    }
+    if let Some(object) = &f.object {
+        text.push_str(&format!("   = object: {}\n", object_label(object)));
+    }
+    for line in text.lines() {
+        writeln!(out, "{}", paint.paint(DIM, line))?;
+    }
+    writeln!(out)
+}
+
+/// The finding's source line; an empty one for the end of the file, where errors about an
+/// unfinished document point.
+fn source_line<'a>(report: &'a GateReport, f: &Finding) -> Option<&'a str> {
+    if let Some(line) = report.sources.line(&f.file, f.pos.line) {
+        return Some(line);
+    }
+    let text = report.sources.text(&f.file)?;
+    (f.pos.line as usize == text.lines().count() + 1).then_some("")
+}
+
+/// `Deployment default/web`, with placeholders where the object lacks a kind or a name.
+pub(super) fn object_label(o: &ObjectRef) -> String {
+    let kind = if o.kind.is_empty() {
+        "<no kind>"
+    } else {
+        &o.kind
+    };
+    let name = if o.name.is_empty() {
+        "<no name>"
+    } else {
+        &o.name
+    };
+    match &o.namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Counted findings per rule and severity, worst first.
+fn table(report: &GateReport) -> String {
+    let mut counts: BTreeMap<(std::cmp::Reverse<Severity>, &str), usize> = BTreeMap::new();
+    for f in report.findings.iter().filter(|f| f.exempted.is_none()) {
+        *counts
+            .entry((std::cmp::Reverse(f.severity), f.rule))
+            .or_default() += 1;
+    }
+    let mut b = Builder::default();
+    b.push_record(["rule", "severity", "count"]);
+    for ((severity, rule), n) in &counts {
+        b.push_record([rule.to_string(), severity.0.to_string(), n.to_string()]);
+    }
+    let mut t = b.build();
+    t.with(Style::rounded())
+        .modify(Columns::last(), Alignment::right());
+    t.to_string()
+}
+
+fn totals(s: &Summary, paint: Paint) -> String {
+    let mut counts = vec![
+        paint.paint(
+            if s.errors > 0 { RED } else { BOLD },
+            &plural(s.errors, "error", "errors"),
+        ),
+        paint.paint(
+            if s.warnings > 0 { YELLOW } else { BOLD },
+            &plural(s.warnings, "warning", "warnings"),
+        ),
+        plural(s.infos, "info", "infos"),
+    ];
+    if s.exempted > 0 {
+        counts.push(format!("{} exempted", s.exempted));
+    }
+    format!(
+        "{} and {} checked against Kubernetes {}: {}",
+        plural(s.files, "file", "files"),
+        plural(s.objects, "object", "objects"),
+        s.kubernetes_version,
+        counts.join(", ")
     )
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A source line made printable, and where under it the carets go (in terminal columns).
+struct Snippet {
+    text: String,
+    caret_at: usize,
+    caret_len: usize,
+}
+
+impl Snippet {
+    fn new(line: &str, column: u32) -> Snippet {
+        let chars: Vec<char> = line.chars().collect();
+        let start = (column.max(1) as usize - 1).min(chars.len());
+        let len = span::token_chars(line, column);
+        // Long lines (minified JSON) are cut to a window that keeps the finding in view.
+        let total: usize = chars.iter().map(|&c| display_width(c)).sum();
+        let (from, to) = if total > MAX_SNIPPET_WIDTH {
+            let from = start.saturating_sub(WINDOW_BEFORE);
+            let mut to = from;
+            let mut width = 0;
+            while to < chars.len() && (width < MAX_SNIPPET_WIDTH || to < start + 1) {
+                width += display_width(chars[to]);
+                to += 1;
+            }
+            (from, to)
+        } else {
+            (0, chars.len())
+        };
+        let mut text = String::new();
+        let mut caret_at = 0;
+        let mut caret_len = 0;
+        if from > 0 {
+            text.push('…');
+            caret_at += 1;
+        }
+        for (i, &c) in chars.iter().enumerate().take(to).skip(from) {
+            let w = display_width(c);
+            if c == '\t' {
+                text.push_str(&" ".repeat(TAB_WIDTH));
+            } else if c.is_control() {
+                text.push(char::REPLACEMENT_CHARACTER);
+            } else {
+                text.push(c);
+            }
+            if i < start {
+                caret_at += w;
+            } else if i < start + len {
+                caret_len += w;
+            }
+        }
+        if to < chars.len() {
+            text.push('…');
+        }
+        Snippet {
+            text,
+            caret_at,
+            caret_len: caret_len.max(1),
+        }
+    }
+}
+
+fn display_width(c: char) -> usize {
+    if c == '\t' {
+        TAB_WIDTH
+    } else if c.is_control() {
+        1
+    } else {
+        c.width().unwrap_or(0)
+    }
+}
+
+const BOLD: &str = "1";
+const DIM: &str = "2";
+const RED: &str = "1;31";
+const GREEN: &str = "1;32";
+const YELLOW: &str = "1;33";
+const CYAN: &str = "1;36";
+const BLUE: &str = "1;34";
+
+fn severity_style(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => RED,
+        Severity::Warning => YELLOW,
+        Severity::Info => CYAN,
+    }
+}
+
+/// ANSI styling, or none.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn paint(self, style: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{style}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn carets(line: &str, column: u32) -> String {
+        let s = Snippet::new(line, column);
+        format!(
+            "{}\n{}{}",
+            s.text,
+            " ".repeat(s.caret_at),
+            "^".repeat(s.caret_len)
+        )
+    }
+
+    #[test]
+    fn tabs_and_wide_characters_keep_carets_aligned() {
+        assert_eq!(carets("\tname: x", 2), "    name: x\n    ^^^^");
+        assert_eq!(carets("名前: 値", 5), "名前: 値\n      ^^");
+        assert_eq!(carets("a: 1", 9), "a: 1\n    ^");
+    }
+
+    #[test]
+    fn long_lines_are_windowed_around_the_column() {
+        let line = format!("{{\"a\": \"{}\", \"bad\": 1}}", "x".repeat(300));
+        let column = line.find("\"bad\"").map(|i| i as u32 + 1).unwrap_or(1);
+        let s = carets(&line, column);
+        let (text, marks) = s.split_once('\n').unwrap_or_default();
+        assert!(
+            text.starts_with('…') && text.chars().count() < 200,
+            "{text}"
+        );
+        let at = marks.find('^').unwrap_or(0);
+        let under: String = text.chars().skip(at).take(5).collect();
+        assert_eq!(under, "\"bad\"");
+    }
 }

@@ -12,8 +12,13 @@ use serde::Serialize;
 use crate::finding::Severity;
 use crate::gate::GateReport;
 
+pub mod catalog;
+mod github;
 mod human;
 mod json;
+mod junit;
+mod sarif;
+mod span;
 
 /// A report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +124,11 @@ pub fn write(
     match format {
         Format::Human => human::write(report, options, out),
         Format::Json => json::write(report, out),
-        // Filled in by the reports work; until then they fall back to JSON.
-        Format::Sarif | Format::Junit | Format::Github => json::write(report, out),
+        Format::Sarif => sarif::write(report, out),
+        Format::Junit => junit::write(report, out),
+        Format::Github => github::write(report, out),
     }
 }
+
+#[cfg(test)]
+mod tests;

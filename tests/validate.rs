@@ -1,0 +1,493 @@
+//! End-to-end tests of `tally validate`: the binary run as a subprocess over the fixtures in
+//! `tests/fixtures/` (binary and invalid-UTF-8 inputs are written at test time).
+//!
+//! Positions are asserted through `--format json`. Schema findings are not asserted here (the
+//! schema tests own them): runs pass `--missing-schema ignore`, fixtures whose findings are listed
+//! in full hold only valid built-in objects, and other tests look for the findings they expect
+//! rather than for an exact list.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// Runs `tally validate ARGS...` from the crate root, with `input` on stdin.
+fn run(args: &[&str], input: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("validate")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // Inside GitHub Actions the binary adds annotations to stdout; tests want one format.
+        .env_remove("GITHUB_ACTIONS")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tally binary starts");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(input).expect("writing stdin");
+    }
+    child.wait_with_output().expect("tally finishes")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("tally exits with a code")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// A finding as the JSON report gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    rule: String,
+    file: String,
+    line: u64,
+    column: u64,
+    /// `metadata.name` of the finding's object, if it has one.
+    object: Option<String>,
+}
+
+struct Report {
+    code: i32,
+    findings: Vec<Found>,
+    summary: Value,
+}
+
+impl Report {
+    /// The finding of `rule` at `line:column` of `file`; fails the test with every finding
+    /// listed when there is none.
+    fn at(&self, rule: &str, file: &str, line: u64, column: u64) -> &Found {
+        self.findings
+            .iter()
+            .find(|f| f.rule == rule && f.file == file && f.line == line && f.column == column)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {rule} at {file}:{line}:{column}; found {:#?}",
+                    self.findings
+                )
+            })
+    }
+
+    fn of_rule(&self, rule: &str) -> Vec<&Found> {
+        self.findings.iter().filter(|f| f.rule == rule).collect()
+    }
+
+    fn files(&self) -> Vec<&str> {
+        let mut files: Vec<&str> = self.findings.iter().map(|f| f.file.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        files
+    }
+
+    fn count(&self, key: &str) -> u64 {
+        self.summary[key].as_u64().expect("a count in the summary")
+    }
+}
+
+/// Runs with `--format json --missing-schema ignore` and parses the report.
+fn check_with_input(args: &[&str], input: Option<&[u8]>) -> Report {
+    let mut all = vec!["--format", "json", "--missing-schema", "ignore"];
+    all.extend_from_slice(args);
+    let out = run(&all, input);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}): {}\nstderr: {}",
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let findings = doc["findings"]
+        .as_array()
+        .expect("a findings array")
+        .iter()
+        .map(|f| Found {
+            rule: f["rule"].as_str().expect("rule").to_owned(),
+            file: f["file"].as_str().expect("file").to_owned(),
+            line: f["line"].as_u64().expect("line"),
+            column: f["column"].as_u64().expect("column"),
+            object: f["object"]["name"].as_str().map(str::to_owned),
+        })
+        .collect();
+    Report {
+        code: code(&out),
+        findings,
+        summary: doc["summary"].clone(),
+    }
+}
+
+fn check(args: &[&str]) -> Report {
+    check_with_input(args, None)
+}
+
+const FIXTURES: &str = "tests/fixtures";
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURES}/{name}")
+}
+
+// --- Broken input: every class is a finding at its position -------------------------------------
+
+#[test]
+fn yaml_syntax_error() {
+    let file = fixture("broken/syntax.yaml");
+    let r = check(&[&file]);
+    r.at("yaml-syntax", &file, 7, 8);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn duplicate_key_points_at_the_second_key() {
+    let file = fixture("broken/duplicate-key.yaml");
+    let r = check(&[&file]);
+    let f = r.at("yaml-duplicate-key", &file, 8, 3);
+    assert_eq!(f.object.as_deref(), Some("duplicate"));
+    assert_eq!(r.of_rule("yaml-duplicate-key").len(), 1);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn documents_that_are_not_mappings() {
+    let file = fixture("broken/not-mapping.yaml");
+    let r = check(&[&file]);
+    r.at("manifest-not-object", &file, 1, 1);
+    r.at("manifest-not-object", &file, 4, 1);
+    // The good document after the bad ones is still an object.
+    assert_eq!(r.count("objects"), 1);
+}
+
+#[test]
+fn missing_api_version_kind_and_name() {
+    let file = fixture("broken/missing-fields.yaml");
+    let r = check(&[&file]);
+    r.at("missing-api-version", &file, 1, 1);
+    r.at("missing-kind", &file, 5, 1);
+    // `metadata` without `name`: at `metadata`; no `metadata` at all: at the document.
+    r.at("missing-name", &file, 11, 1);
+    r.at("missing-name", &file, 15, 1);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn template_leftovers_quoted_and_unquoted() {
+    let quoted = fixture("broken/template-quoted.yaml");
+    let unquoted = fixture("broken/template-unquoted.yaml");
+    let r = check(&[&quoted, &unquoted]);
+    r.at("template-leftover", &quoted, 6, 10);
+    r.at("template-leftover", &unquoted, 6, 13);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn runtime_templates_in_data_are_not_leftovers() {
+    let r = check(&[&fixture("broken/prometheus-rules.yaml")]);
+    assert!(
+        r.of_rule("template-leftover").is_empty(),
+        "{:#?}",
+        r.findings
+    );
+    assert_eq!(r.count("objects"), 1);
+}
+
+#[test]
+fn tab_indentation() {
+    let file = fixture("broken/tabs.yaml");
+    let r = check(&[&file]);
+    r.at("yaml-tab-indent", &file, 4, 1);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn invalid_utf8_binary_and_utf16_files() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("writing a fixture");
+        path.display().to_string()
+    };
+    let latin1 = write(
+        "latin1.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caf\xe9\n",
+    );
+    let binary = write("image.yaml", b"apiVersion: v1\nkind: \x00\x01\x02\xff");
+    let utf16 = write("utf16.yaml", b"\xff\xfea\x00:\x00 \x001\x00");
+    let r = check(&[dir.path().to_str().expect("a UTF-8 temp path")]);
+    r.at("file-encoding", &latin1, 4, 12);
+    r.at("file-binary", &binary, 2, 7);
+    r.at("file-encoding", &utf16, 1, 1);
+    assert_eq!(r.count("files"), 3);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn yaml11_booleans_and_octals_are_warnings() {
+    let file = fixture("broken/yaml11.yaml");
+    let r = check(&[&file]);
+    let yes = r.at("yaml-ambiguous-bool", &file, 6, 12);
+    assert_eq!(yes.object.as_deref(), Some("feature-flags"));
+    let octal = r.at("yaml-ambiguous-number", &file, 24, 22);
+    assert_eq!(octal.object.as_deref(), Some("web"));
+    // A quoted "no" is a string to every reader.
+    assert_eq!(r.of_rule("yaml-ambiguous-bool").len(), 1);
+}
+
+// --- Streams, lists, discovery -------------------------------------------------------------------
+
+#[test]
+fn one_bad_document_does_not_hide_the_others() {
+    let file = fixture("broken/multi-document.yaml");
+    let r = check(&[&file]);
+    // The unclosed `[` runs to the end of its document: reported at the end of its line.
+    r.at("yaml-syntax", &file, 13, 11);
+    let dup = r.at("yaml-duplicate-key", &file, 21, 3);
+    assert_eq!(dup.object.as_deref(), Some("third"));
+    // `first` and `third` are objects; `second` is lost to its syntax error.
+    assert_eq!(r.count("objects"), 2);
+}
+
+#[test]
+fn kind_list_is_expanded_with_item_positions() {
+    let file = fixture("broken/list.yaml");
+    let r = check(&[&file]);
+    r.at("yaml-ambiguous-bool", &file, 16, 13);
+    assert_eq!(r.count("objects"), 2);
+    let out = run(
+        &["--format", "junit", "--missing-schema", "ignore", &file],
+        None,
+    );
+    let xml = stdout(&out);
+    assert!(xml.contains(r#"<testcase name="ConfigMap one""#), "{xml}");
+    assert!(
+        xml.contains(r#"<testcase name="ConfigMap team-a/two""#),
+        "{xml}"
+    );
+}
+
+#[test]
+fn yml_and_json_are_discovered_hidden_and_other_files_are_not() {
+    let dir = fixture("discovery");
+    let r = check(&[&dir]);
+    assert_eq!(r.count("files"), 3);
+    assert_eq!(r.count("objects"), 3);
+    // The JSON file is indented with tabs, which JSON allows: only its duplicate key is reported.
+    let json = fixture("discovery/c.json");
+    r.at("yaml-duplicate-key", &json, 9, 3);
+    assert_eq!(r.files(), [json.as_str()]);
+    let out = run(
+        &["--format", "junit", "--missing-schema", "ignore", &dir],
+        None,
+    );
+    let xml = stdout(&out);
+    for name in ["a.yaml", "b.yml", "c.json"] {
+        let suite = format!(r#"<testsuite name="{dir}/{name}""#);
+        assert!(xml.contains(&suite), "{suite} missing from {xml}");
+    }
+    assert!(!xml.contains(".hidden.yaml") && !xml.contains("notes.txt"));
+}
+
+#[test]
+fn exclude_and_tallyignore_are_honoured() {
+    let dir = fixture("ignore");
+    let kept = fixture("ignore/kept.yaml");
+    let by_flag = fixture("ignore/skipped-by-flag.yaml");
+    let r = check(&[&dir]);
+    assert_eq!(r.files(), [kept.as_str(), by_flag.as_str()]);
+    let r = check(&[&dir, "--exclude", "skipped-by-flag.yaml"]);
+    assert_eq!(r.files(), [kept.as_str()]);
+    assert_eq!(r.count("files"), 1);
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let input = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: piped\ndata:\n  a: \"1\"\n  a: \"2\"\n";
+    let r = check_with_input(&["-"], Some(input));
+    let f = r.at("yaml-duplicate-key", "<stdin>", 7, 3);
+    assert_eq!(f.object.as_deref(), Some("piped"));
+    assert_eq!(r.count("files"), 1);
+    assert_eq!(r.code, 1);
+}
+
+// --- Exit status ---------------------------------------------------------------------------------
+
+#[test]
+fn exit_0_when_clean() {
+    let out = run(&["--missing-schema", "ignore", &fixture("valid")], None);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("ok: no findings in 2 files"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[test]
+fn exit_1_on_errors_unless_fail_on_never() {
+    let file = fixture("broken/duplicate-key.yaml");
+    assert_eq!(code(&run(&["--missing-schema", "ignore", &file], None)), 1);
+    let never = run(
+        &["--missing-schema", "ignore", "--fail-on", "never", &file],
+        None,
+    );
+    assert_eq!(code(&never), 0);
+}
+
+#[test]
+fn fail_on_warning() {
+    // Only a YAML 1.1 warning in this file.
+    let file = fixture("broken/list.yaml");
+    assert_eq!(check(&[&file]).code, 0);
+    assert_eq!(check(&[&file, "--fail-on", "warning"]).code, 1);
+    assert_eq!(check(&[&file, "--fail-on", "error"]).code, 0);
+}
+
+#[test]
+fn exit_2_for_a_missing_path() {
+    let out = run(&[&fixture("no-such-dir/app.yaml")], None);
+    assert_eq!(code(&out), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-dir/app.yaml"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn exit_2_for_a_bad_format() {
+    let valid = fixture("valid");
+    for args in [
+        vec!["--format", "xml", &valid],
+        vec!["--output", "xml=report.xml", &valid],
+        vec!["--output", "report.json", &valid],
+    ] {
+        let out = run(&args, None);
+        assert_eq!(code(&out), 2, "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("xml") || err.contains("FORMAT=PATH"), "{err}");
+    }
+}
+
+// --- Reports -------------------------------------------------------------------------------------
+
+#[test]
+fn several_outputs_at_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let file = fixture("broken/yaml11.yaml");
+    let outputs = [
+        format!("json={}", path("report.json")),
+        format!("sarif={}", path("report.sarif")),
+        format!("junit={}", path("report.xml")),
+        format!("github={}", path("annotations.txt")),
+    ];
+    let mut args = vec!["--missing-schema", "ignore", &file];
+    for o in &outputs {
+        args.extend(["--output", o.as_str()]);
+    }
+    let out = run(&args, None);
+    assert_eq!(code(&out), 0);
+    // Stdout keeps the default human format, without colour when piped.
+    let human = stdout(&out);
+    assert!(human.contains("warning[yaml-ambiguous-bool]"), "{human}");
+    assert!(!human.contains('\x1b'));
+
+    let read = |name: &str| std::fs::read_to_string(path(name)).expect("the report was written");
+    let json: Value = serde_json::from_str(&read("report.json")).expect("JSON");
+    assert_eq!(json["findings"].as_array().map(Vec::len), Some(2));
+    let sarif: Value = serde_json::from_str(&read("report.sarif")).expect("SARIF is JSON");
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2);
+    let location = &results[0]["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], file.as_str());
+    assert_eq!(location["artifactLocation"]["uriBaseId"], "%SRCROOT%");
+    assert_eq!(location["region"]["startLine"], 6);
+    assert_eq!(location["region"]["startColumn"], 12);
+    let junit = read("report.xml");
+    assert!(junit.starts_with("<?xml"), "{junit}");
+    assert!(
+        junit.contains(r#"<testsuites name="tally validate" tests="2" failures="2""#),
+        "{junit}"
+    );
+    let github = read("annotations.txt");
+    assert!(
+        github.starts_with(&format!(
+            "::warning file={file},line=6,col=12,title=yaml-ambiguous-bool::"
+        )),
+        "{github}"
+    );
+    assert_eq!(github.lines().count(), 2);
+}
+
+#[test]
+fn sarif_regions_match_the_json_positions() {
+    let dir = fixture("broken");
+    let r = check(&[&dir]);
+    let out = run(
+        &["--format", "sarif", "--missing-schema", "ignore", &dir],
+        None,
+    );
+    let sarif: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), r.findings.len());
+    for (result, f) in results.iter().zip(&r.findings) {
+        let location = &result["locations"][0]["physicalLocation"];
+        assert_eq!(result["ruleId"], f.rule.as_str());
+        assert_eq!(location["artifactLocation"]["uri"], f.file.as_str());
+        assert_eq!(location["region"]["startLine"], f.line);
+        assert_eq!(location["region"]["startColumn"], f.column);
+    }
+}
+
+#[test]
+fn human_report_quotes_the_line_with_carets() {
+    let out = run(
+        &[
+            "--missing-schema",
+            "ignore",
+            &fixture("broken/duplicate-key.yaml"),
+        ],
+        None,
+    );
+    let text = stdout(&out);
+    let expected = format!(
+        "error[yaml-duplicate-key]: duplicate key `color` (first at line 6); the API server rejects duplicate fields
+  --> {}:8:3
+   |
+ 8 |   color: red
+   |   ^^^^^
+   = object: ConfigMap duplicate
+",
+        fixture("broken/duplicate-key.yaml")
+    );
+    assert!(text.starts_with(&expected), "{text}");
+    assert!(text.contains("yaml-duplicate-key"));
+    assert!(
+        text.trim_end().ends_with("1 error, 0 warnings, 0 infos"),
+        "{text}"
+    );
+
+    let coloured = run(
+        &[
+            "--missing-schema",
+            "ignore",
+            "--color",
+            "always",
+            &fixture("broken/duplicate-key.yaml"),
+        ],
+        None,
+    );
+    assert!(stdout(&coloured).contains("\x1b[1;31merror[yaml-duplicate-key]"));
+}
+
+#[test]
+fn fixtures_exist() {
+    // Guards against running from the wrong directory and asserting over nothing.
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(FIXTURES)
+            .is_dir()
+    );
+}

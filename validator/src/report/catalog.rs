@@ -1,0 +1,176 @@
+//! What reports say about a rule itself, as opposed to one finding of it: a title and, where
+//! there is one general fix, help. SARIF's rule descriptors are built from this.
+//!
+//! The ids come from the modules that raise them, so a renamed rule cannot drift from its entry.
+//! Rules not listed here (policies bring their own catalog) get a title made from their id.
+
+use crate::{manifest, schema, source, yaml};
+
+/// A rule as reports describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleDoc {
+    /// The rule id.
+    pub id: &'static str,
+    /// One line: what the rule finds.
+    pub title: &'static str,
+    /// How to fix any finding of it, when that can be said in general.
+    pub help: Option<&'static str>,
+}
+
+const fn doc(id: &'static str, title: &'static str, help: Option<&'static str>) -> RuleDoc {
+    RuleDoc { id, title, help }
+}
+
+const RULES: &[RuleDoc] = &[
+    doc(
+        source::rules::ENCODING,
+        "The file is not UTF-8 text.",
+        Some("Save the file as UTF-8 (without a byte-order mark if possible)."),
+    ),
+    doc(
+        source::rules::BINARY,
+        "A binary file where manifests were expected.",
+        Some("Move the file out of the manifest directories or list it in .tallyignore."),
+    ),
+    doc(yaml::rules::SYNTAX, "The YAML does not parse.", None),
+    doc(
+        yaml::rules::TAB,
+        "A tab character in indentation.",
+        Some("Indent with spaces; YAML does not allow tabs in indentation."),
+    ),
+    doc(
+        yaml::rules::DUPLICATE_KEY,
+        "The same key twice in one mapping.",
+        Some("Keep one of the two keys; the API server rejects duplicate fields."),
+    ),
+    doc(
+        yaml::rules::COMPLEX_KEY,
+        "A mapping or sequence used as a mapping key.",
+        Some("Kubernetes objects have string keys only."),
+    ),
+    doc(
+        yaml::rules::AMBIGUOUS_BOOL,
+        "A plain yes/no/on/off/y/n that YAML 1.1 reads as a boolean.",
+        Some("Quote the value if a string is meant, or write true/false."),
+    ),
+    doc(
+        yaml::rules::AMBIGUOUS_NUMBER,
+        "A number that YAML 1.1 and YAML 1.2 read differently.",
+        Some(
+            "Quote the value, or write the number without leading zeros, prefixes or underscores.",
+        ),
+    ),
+    doc(
+        yaml::rules::TEMPLATE_LEFTOVER,
+        "Template syntax in a file that is not a template.",
+        Some("Render the chart or kustomization first and check its output."),
+    ),
+    doc(
+        yaml::rules::UNREPRESENTABLE,
+        "A value JSON cannot carry, or an alias expansion too large.",
+        None,
+    ),
+    doc(
+        manifest::rules::NOT_OBJECT,
+        "A document that is not a Kubernetes object.",
+        Some("Each document must be a mapping with apiVersion, kind and metadata."),
+    ),
+    doc(
+        manifest::rules::MISSING_API_VERSION,
+        "An object without apiVersion.",
+        None,
+    ),
+    doc(
+        manifest::rules::MISSING_KIND,
+        "An object without kind.",
+        None,
+    ),
+    doc(
+        manifest::rules::MISSING_NAME,
+        "An object without metadata.name.",
+        None,
+    ),
+    doc(
+        schema::rules::UNKNOWN_FIELD,
+        "A field the Kubernetes schema does not know.",
+        Some("Remove the field or correct its name; the API server rejects unknown fields."),
+    ),
+    doc(
+        schema::rules::INVALID,
+        "A value the Kubernetes schema does not allow.",
+        None,
+    ),
+    doc(
+        schema::rules::MISSING,
+        "No schema for the object's kind.",
+        Some("Pass the CRD with --crd, or a schema directory with --schema-location."),
+    ),
+    doc(
+        schema::rules::REMOVED_API,
+        "An apiVersion the chosen Kubernetes version no longer serves.",
+        Some("Move the object to the replacement apiVersion."),
+    ),
+    doc(
+        schema::rules::DEPRECATED_API,
+        "An apiVersion deprecated in the chosen Kubernetes version.",
+        Some("Move the object to the replacement apiVersion before it is removed."),
+    ),
+    doc(
+        schema::rules::BAD_CRD,
+        "A CustomResourceDefinition whose schema cannot be used.",
+        None,
+    ),
+];
+
+/// The catalog entry for a rule id, if there is one.
+pub fn describe(id: &str) -> Option<&'static RuleDoc> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// A rule's one-line title: the catalog's, or its id in words.
+pub fn title(id: &str) -> String {
+    match describe(id) {
+        Some(d) => d.title.to_owned(),
+        None => {
+            let mut words = id.replace(['-', '_'], " ");
+            if let Some(first) = words.get(..1) {
+                let upper = first.to_ascii_uppercase();
+                words.replace_range(..1, &upper);
+            }
+            words
+        }
+    }
+}
+
+/// `schema-unknown-field` → `SchemaUnknownField` (SARIF's `name` is an identifier).
+pub fn camel_name(id: &str) -> String {
+    id.split(['-', '_', '.'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique() {
+        for (i, a) in RULES.iter().enumerate() {
+            assert!(RULES[i + 1..].iter().all(|b| b.id != a.id), "{}", a.id);
+        }
+    }
+
+    #[test]
+    fn unknown_rules_get_a_title_from_their_id() {
+        assert_eq!(title("no-latest-tag"), "No latest tag");
+        assert_eq!(title(yaml::rules::TAB), "A tab character in indentation.");
+        assert_eq!(camel_name("schema-unknown-field"), "SchemaUnknownField");
+    }
+}

@@ -1,0 +1,221 @@
+//! Snapshot tests of every format over one fixed report: several files, every severity, a
+//! finding without an object, findings with help, an exempted finding, and a clean file.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::finding::{Exemption, Finding, Pos};
+use crate::gate::{GateReport, Sources};
+use crate::object::ObjectRef;
+
+const DEPLOY: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replica: 3
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:latest
+          securityContext:
+            privileged: yes
+";
+
+const SETTINGS: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: team-a
+data:
+  greeting: \"héllo, 世界\"
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-a
+";
+
+const BROKEN: &str = "\
+apiVersion: v1
+kind: ConfigMap
+data: [1, 2
+";
+
+fn object(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        namespace: namespace.map(Into::into),
+        name: name.into(),
+    }
+}
+
+fn fixed_report() -> GateReport {
+    let deploy: Arc<str> = Arc::from("apps/web/deploy.yaml");
+    let service: Arc<str> = Arc::from("./apps/web/service.yaml");
+    let settings: Arc<str> = Arc::from("config/settings.yml");
+    let broken: Arc<str> = Arc::from("broken.yaml");
+    let web = object("apps/v1", "Deployment", Some("default"), "web");
+    let cm = object("v1", "ConfigMap", Some("team-a"), "settings");
+    let mut sources = Sources::default();
+    sources.insert(Arc::clone(&deploy), Arc::from(DEPLOY));
+    sources.insert(Arc::clone(&settings), Arc::from(SETTINGS));
+    sources.insert(Arc::clone(&broken), Arc::from(BROKEN));
+    sources.insert(Arc::clone(&service), Arc::from("kind: Service\n"));
+    let mut findings = vec![
+        Finding::new(
+            "yaml-syntax",
+            Severity::Error,
+            &broken,
+            Pos::new(4, 1),
+            "YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence",
+        ),
+        Finding::new(
+            "schema-unknown-field",
+            Severity::Error,
+            &deploy,
+            Pos::new(7, 3),
+            "unknown field `replica` in Deployment `spec`; did you mean `replicas`?",
+        )
+        .with_help("`spec` accepts: minReadySeconds, paused, replicas, selector, strategy, template")
+        .with_object(web.clone()),
+        Finding::new(
+            "no-latest-tag",
+            Severity::Warning,
+            &deploy,
+            Pos::new(12, 18),
+            "image `nginx:latest` has no fixed tag",
+        )
+        .with_object(web.clone()),
+        Finding::new(
+            "yaml-ambiguous-bool",
+            Severity::Warning,
+            &deploy,
+            Pos::new(14, 25),
+            "`yes` is the string \"yes\" to YAML 1.2 but the boolean true to YAML 1.1 readers; quote it, or write true",
+        )
+        .with_object(web.clone()),
+        Finding::new(
+            "configmap-unused",
+            Severity::Info,
+            &settings,
+            Pos::new(7, 13),
+            "ConfigMap `settings` is not mounted by any pod in this input (100% of keys unused)",
+        )
+        .with_object(cm.clone()),
+    ];
+    findings[2].exempted = Some(Exemption {
+        source: "annotation".into(),
+        reason: "the tag is pinned by digest at deploy time".into(),
+    });
+    crate::finding::sort_findings(&mut findings);
+    GateReport {
+        findings,
+        files: 4,
+        objects: 4,
+        checked: vec![
+            (Arc::clone(&deploy), web),
+            (
+                Arc::clone(&service),
+                object("v1", "Service", Some("default"), "web"),
+            ),
+            (Arc::clone(&settings), cm),
+            (
+                Arc::clone(&settings),
+                object("v1", "Namespace", None, "team-a"),
+            ),
+        ],
+        kubernetes_version: "1.37".into(),
+        sources,
+    }
+}
+
+fn render(format: Format, report: &GateReport, color: bool) -> String {
+    let mut out = Vec::new();
+    write(format, report, ReportOptions { color }, &mut out).expect("writing to a Vec");
+    String::from_utf8(out).expect("reports are UTF-8")
+}
+
+#[test]
+fn human() {
+    insta::assert_snapshot!(render(Format::Human, &fixed_report(), false));
+}
+
+#[test]
+fn human_in_colour_marks_severities_and_dims_exemptions() {
+    let text = render(Format::Human, &fixed_report(), true);
+    assert!(text.contains("\x1b[1;31merror[schema-unknown-field]\x1b[0m"));
+    assert!(text.contains("\x1b[1;33mwarning[yaml-ambiguous-bool]\x1b[0m"));
+    assert!(text.contains("\x1b[2mexempted warning[no-latest-tag]"));
+    let plain = render(Format::Human, &fixed_report(), false);
+    assert!(!plain.contains('\x1b'));
+}
+
+#[test]
+fn human_without_findings_is_one_line() {
+    let report = GateReport {
+        files: 3,
+        objects: 7,
+        kubernetes_version: "1.37".into(),
+        ..GateReport::default()
+    };
+    assert_eq!(
+        render(Format::Human, &report, false),
+        "ok: no findings in 3 files and 7 objects (Kubernetes 1.37)\n"
+    );
+}
+
+#[test]
+fn json() {
+    insta::assert_snapshot!(render(Format::Json, &fixed_report(), false));
+}
+
+#[test]
+fn sarif() {
+    let text = render(Format::Sarif, &fixed_report(), false);
+    insta::assert_snapshot!(text.replace(env!("CARGO_PKG_VERSION"), "[version]"));
+}
+
+#[test]
+fn sarif_results_point_at_real_regions() {
+    let text = render(Format::Sarif, &fixed_report(), false);
+    let log: serde_json::Value = serde_json::from_str(&text).expect("SARIF is JSON");
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    for r in results {
+        let region = &r["locations"][0]["physicalLocation"]["region"];
+        assert!(region["startLine"].as_u64().is_some_and(|l| l >= 1));
+        assert!(region["startColumn"].as_u64().is_some_and(|c| c >= 1));
+        let index = r["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+        assert_eq!(rules[index]["id"], r["ruleId"]);
+    }
+    assert_eq!(rules.len(), 5, "one descriptor per rule");
+}
+
+#[test]
+fn junit() {
+    insta::assert_snapshot!(render(Format::Junit, &fixed_report(), false));
+}
+
+#[test]
+fn github() {
+    insta::assert_snapshot!(render(Format::Github, &fixed_report(), false));
+}
+
+#[test]
+fn summary_counts() {
+    let s = Summary::of(&fixed_report());
+    assert_eq!(
+        (
+            s.files, s.objects, s.errors, s.warnings, s.infos, s.exempted
+        ),
+        (4, 4, 2, 1, 1, 1)
+    );
+}
