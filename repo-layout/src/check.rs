@@ -50,7 +50,10 @@ pub fn check(repo: &Repo) -> Vec<Finding> {
                 rules::UNKNOWN_TENANT,
                 Severity::Error,
                 "/spec/tenant",
-                format!("no tenant `{}` (expected tenants/{}/tenant.yaml)", app.spec.tenant, app.spec.tenant),
+                format!(
+                    "no tenant `{}` (expected tenants/{}/tenant.yaml)",
+                    app.spec.tenant, app.spec.tenant
+                ),
             )),
             Some(tenant) if !tenant.spec.namespaces.contains(&app.spec.namespace) => {
                 out.push(app.object.finding(
@@ -99,11 +102,16 @@ pub fn check(repo: &Repo) -> Vec<Finding> {
                     rules::UNKNOWN_APP,
                     Severity::Error,
                     &at,
-                    format!("no app `{}` (expected apps/{}/app.yaml)", instance.name, instance.name),
+                    format!(
+                        "no app `{}` (expected apps/{}/app.yaml)",
+                        instance.name, instance.name
+                    ),
                 ));
                 continue;
             };
-            if repo.tenants.contains_key(&app.spec.tenant) && !env.spec.tenants.contains(&app.spec.tenant) {
+            if repo.tenants.contains_key(&app.spec.tenant)
+                && !env.spec.tenants.contains(&app.spec.tenant)
+            {
                 out.push(env.object.finding(
                     rules::NOT_IN_ENVIRONMENT,
                     Severity::Error,
@@ -120,7 +128,10 @@ pub fn check(repo: &Repo) -> Vec<Finding> {
                         rules::NOT_IN_ENVIRONMENT,
                         Severity::Error,
                         &at,
-                        format!("app `{}` depends on `{dep}`, which this environment does not run", instance.name),
+                        format!(
+                            "app `{}` depends on `{dep}`, which this environment does not run",
+                            instance.name
+                        ),
                     ));
                 }
             }
@@ -180,14 +191,21 @@ fn cycles(repo: &Repo) -> Vec<Finding> {
 
 /// The environment's apps in an order where every app comes after its dependencies (apps in a
 /// cycle keep their listed order; the cycle is a finding of its own).
-pub fn apply_order<'a>(repo: &Repo, apps: &'a [crate::model::AppInstance]) -> Vec<&'a crate::model::AppInstance> {
+pub fn apply_order<'a>(
+    repo: &Repo,
+    apps: &'a [crate::model::AppInstance],
+) -> Vec<&'a crate::model::AppInstance> {
     let mut placed: Vec<&str> = Vec::new();
     let mut order = Vec::new();
     let mut remaining: Vec<&crate::model::AppInstance> = apps.iter().collect();
     while !remaining.is_empty() {
         let before = remaining.len();
         remaining.retain(|inst| {
-            let deps = repo.apps.get(&inst.name).map(|a| a.spec.depends_on.as_slice()).unwrap_or(&[]);
+            let deps = repo
+                .apps
+                .get(&inst.name)
+                .map(|a| a.spec.depends_on.as_slice())
+                .unwrap_or(&[]);
             let ready = deps
                 .iter()
                 .all(|d| placed.contains(&d.as_str()) || !apps.iter().any(|a| &a.name == d));

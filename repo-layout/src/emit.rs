@@ -133,7 +133,9 @@ fn block_safe(s: &str) -> bool {
     let body = s.strip_suffix('\n').unwrap_or(s);
     !body.starts_with(' ')
         && !body.ends_with('\n')
-        && !body.split('\n').any(|l| l.ends_with(' ') || l.starts_with(' ') && l.trim().is_empty())
+        && !body
+            .split('\n')
+            .any(|l| l.ends_with(' ') || l.starts_with(' ') && l.trim().is_empty())
         && !s.chars().any(|c| c.is_control() && c != '\n')
         && !body.is_empty()
 }
@@ -153,12 +155,28 @@ fn plain_safe(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
     if matches!(
         lower.as_str(),
-        "y" | "yes" | "n" | "no" | "on" | "off" | "true" | "false" | "null" | "~" | ".inf" | "-.inf" | "+.inf" | ".nan"
+        "y" | "yes"
+            | "n"
+            | "no"
+            | "on"
+            | "off"
+            | "true"
+            | "false"
+            | "null"
+            | "~"
+            | ".inf"
+            | "-.inf"
+            | "+.inf"
+            | ".nan"
     ) {
         return false;
     }
-    let numeric_start = first.is_ascii_digit() || ((first == '-' || first == '+' || first == '.') && s.len() > 1);
-    if numeric_start && s.chars().all(|c| c.is_ascii_hexdigit() || "+-._:xXoObBeE".contains(c)) {
+    let numeric_start =
+        first.is_ascii_digit() || ((first == '-' || first == '+' || first == '.') && s.len() > 1);
+    if numeric_start
+        && s.chars()
+            .all(|c| c.is_ascii_hexdigit() || "+-._:xXoObBeE".contains(c))
+    {
         return false;
     }
     true
@@ -175,7 +193,12 @@ mod tests {
         let file: Arc<str> = Arc::from("t");
         let loaded = tally_validator::yaml::load(&file, &text);
         assert!(loaded.findings.is_empty(), "{text}\n{:?}", loaded.findings);
-        loaded.documents.into_iter().next().map(|d| d.value).unwrap_or(Value::Null)
+        loaded
+            .documents
+            .into_iter()
+            .next()
+            .map(|d| d.value)
+            .unwrap_or(Value::Null)
     }
 
     #[test]
@@ -195,7 +218,7 @@ mod tests {
         let v = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "args": ["x", "y"]}]}});
         assert_eq!(
             to_yaml(&v),
-            "kind: Pod\nspec:\n  containers:\n  - name: a\n    args:\n    - x\n    - y\n"
+            "kind: Pod\nspec:\n  containers:\n    - name: a\n      args:\n        - x\n        - \"y\"\n"
         );
     }
 }

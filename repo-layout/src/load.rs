@@ -123,7 +123,10 @@ pub fn load(root: &Path) -> Result<Repo, LayoutError> {
                 rules::IDENTITY,
                 Severity::Error,
                 "/kind",
-                format!("`{file_name}` must hold a {API_VERSION} {kind}, found {} {}", object.id.api_version, object.id.kind),
+                format!(
+                    "`{file_name}` must hold a {API_VERSION} {kind}, found {} {}",
+                    object.id.api_version, object.id.kind
+                ),
             ));
             continue;
         }
@@ -132,7 +135,10 @@ pub fn load(root: &Path) -> Result<Repo, LayoutError> {
                 rules::IDENTITY,
                 Severity::Error,
                 "/metadata/name",
-                format!("the {kind} is named `{}` but lives in directory `{name}`; the two must match", object.id.name),
+                format!(
+                    "the {kind} is named `{}` but lives in directory `{name}`; the two must match",
+                    object.id.name
+                ),
             ));
         }
         let errors = tally_validator::schema::check_against(schema, &object, rules::SCHEMA);
@@ -142,8 +148,14 @@ pub fn load(root: &Path) -> Result<Repo, LayoutError> {
         }
         match kind {
             "Repo" => repo.repo = typed(object, name, dir, &mut repo.findings),
-            "Environment" => insert(&mut repo.environments, typed(object, name, dir, &mut repo.findings)),
-            "Tenant" => insert(&mut repo.tenants, typed(object, name, dir, &mut repo.findings)),
+            "Environment" => insert(
+                &mut repo.environments,
+                typed(object, name, dir, &mut repo.findings),
+            ),
+            "Tenant" => insert(
+                &mut repo.tenants,
+                typed(object, name, dir, &mut repo.findings),
+            ),
             _ => insert(&mut repo.apps, typed(object, name, dir, &mut repo.findings)),
         }
     }
@@ -156,13 +168,32 @@ fn insert<T>(map: &mut BTreeMap<String, Entry<T>>, entry: Option<Entry<T>>) {
     }
 }
 
-fn typed<T: DeserializeOwned>(object: Object, name: String, dir: PathBuf, findings: &mut Vec<Finding>) -> Option<Entry<T>> {
-    let spec_value = object.value.get("spec").cloned().unwrap_or(serde_json::Value::Object(Default::default()));
+fn typed<T: DeserializeOwned>(
+    object: Object,
+    name: String,
+    dir: PathBuf,
+    findings: &mut Vec<Finding>,
+) -> Option<Entry<T>> {
+    let spec_value = object
+        .value
+        .get("spec")
+        .cloned()
+        .unwrap_or(serde_json::Value::Object(Default::default()));
     match serde_json::from_value(spec_value) {
-        Ok(spec) => Some(Entry { name, dir, object, spec }),
+        Ok(spec) => Some(Entry {
+            name,
+            dir,
+            object,
+            spec,
+        }),
         Err(e) => {
             // The schema should have caught this; say so at the spec rather than lose the file.
-            findings.push(object.finding(rules::SCHEMA, Severity::Error, "/spec", format!("invalid spec: {e}")));
+            findings.push(object.finding(
+                rules::SCHEMA,
+                Severity::Error,
+                "/spec",
+                format!("invalid spec: {e}"),
+            ));
             None
         }
     }

@@ -74,21 +74,29 @@ pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
     };
 
     for name in &environment.spec.tenants {
-        let Some(tenant) = repo.tenants.get(name) else { continue };
+        let Some(tenant) = repo.tenants.get(name) else {
+            continue;
+        };
         for generated in guardrails(name, &tenant.spec) {
             let pos = tenant.object.pos(&generated.source);
             let mut value = generated.value;
             if let Some(labels) = overrides::labels_mut(&mut value) {
                 labels.insert(ENVIRONMENT_LABEL.into(), Value::from(env));
             }
-            out.objects.push(generated_object(value, &tenant.object.provenance.file, pos));
+            out.objects
+                .push(generated_object(value, &tenant.object.provenance.file, pos));
         }
     }
 
     let crd_scopes = HashMap::<String, bool>::new();
     let mut crd_scopes = crd_scopes;
-    for (i, instance) in apply_order(repo, &environment.spec.apps).into_iter().enumerate() {
-        let Some(app) = repo.apps.get(&instance.name) else { continue };
+    for (i, instance) in apply_order(repo, &environment.spec.apps)
+        .into_iter()
+        .enumerate()
+    {
+        let Some(app) = repo.apps.get(&instance.name) else {
+            continue;
+        };
         let index = environment
             .spec
             .apps
@@ -115,7 +123,11 @@ pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
                 .copied()
                 .unwrap_or_else(|| boundary::is_cluster_scoped(&kind));
             if !cluster_scoped && object.id.namespace.is_none() {
-                if let Some(meta) = object.value.get_mut("metadata").and_then(Value::as_object_mut) {
+                if let Some(meta) = object
+                    .value
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                {
                     meta.insert("namespace".into(), Value::from(app.spec.namespace.as_str()));
                 }
             }
@@ -137,8 +149,12 @@ pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
             }
             object.id = identity(&object.value);
             if let Some(t) = tenant {
-                out.findings
-                    .extend(boundary::check(&object, &app.spec.tenant, &t.spec, cluster_scoped));
+                out.findings.extend(boundary::check(
+                    &object,
+                    &app.spec.tenant,
+                    &t.spec,
+                    cluster_scoped,
+                ));
             }
             out.objects.push(object);
         }
@@ -148,7 +164,13 @@ pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
 
 /// The identity of an object as rendered.
 fn identity(value: &Value) -> ObjectRef {
-    let s = |p: &str| value.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    let s = |p: &str| {
+        value
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     ObjectRef {
         api_version: s("/apiVersion"),
         kind: s("/kind"),
@@ -198,7 +220,10 @@ fn uniform_positions(value: &Value, pos: Pos) -> PosNode {
 
 /// Reads an app's manifests: a plain directory, or the output of `kustomize build` /
 /// `helm template` when those binaries are installed.
-fn read_source(app: &Entry<AppSpec>, sources: &mut Sources) -> Result<(Vec<Object>, Vec<Finding>), LayoutError> {
+fn read_source(
+    app: &Entry<AppSpec>,
+    sources: &mut Sources,
+) -> Result<(Vec<Object>, Vec<Finding>), LayoutError> {
     match &app.spec.source {
         Source::Manifests(dir) => {
             let path = app.dir.join(dir);
@@ -221,7 +246,14 @@ fn read_source(app: &Entry<AppSpec>, sources: &mut Sources) -> Result<(Vec<Objec
         Source::Kustomize(dir) => {
             let path = app.dir.join(dir);
             let args = vec!["build".to_owned(), path.display().to_string()];
-            run_tool(app, "kustomize", &args, "/spec/source/kustomize", &path, sources)
+            run_tool(
+                app,
+                "kustomize",
+                &args,
+                "/spec/source/kustomize",
+                &path,
+                sources,
+            )
         }
         Source::Helm(helm) => {
             let chart = app.dir.join(&helm.chart);
@@ -257,13 +289,25 @@ fn run_tool(
             } else {
                 format!("running `{tool}`: {e}")
             };
-            return Ok((Vec::new(), vec![app.object.finding(rules::SOURCE, Severity::Error, pointer, message)]));
+            return Ok((
+                Vec::new(),
+                vec![
+                    app.object
+                        .finding(rules::SOURCE, Severity::Error, pointer, message),
+                ],
+            ));
         }
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let message = format!("`{tool} {}` failed: {}", args.join(" "), stderr.trim());
-        return Ok((Vec::new(), vec![app.object.finding(rules::SOURCE, Severity::Error, pointer, message)]));
+        return Ok((
+            Vec::new(),
+            vec![
+                app.object
+                    .finding(rules::SOURCE, Severity::Error, pointer, message),
+            ],
+        ));
     }
     let name: Arc<str> = Arc::from(format!("{} ({tool} output)", path.display()));
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
