@@ -219,7 +219,7 @@ impl SchemaRegistry {
             })
             .collect();
         let mut findings = Vec::new();
-        for (object, version, result) in compiled {
+        for (object, mut version, result) in compiled {
             let resolved = match result {
                 Ok(validator) => {
                     if let Some(problem) = &version.problem {
@@ -230,12 +230,14 @@ impl SchemaRegistry {
                             problem.clone(),
                         ));
                     }
+                    // Kept to name the fields it allows when an object has an unknown one.
                     let id = version.schema.get("$id").and_then(Value::as_str);
-                    if let Some(id) = id {
+                    if let Some(id) = id.map(str::to_owned) {
+                        let schema = Arc::new(std::mem::take(&mut version.schema));
                         self.documents
                             .write()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .insert(id.to_owned(), Arc::new(version.schema.clone()));
+                            .insert(id, schema);
                     }
                     Resolved::Schema(validator)
                 }

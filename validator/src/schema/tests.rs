@@ -515,6 +515,7 @@ kind: Widget
 metadata: {{name: bad, labels: {{a: b}}, annotation: {{}}}}
 spec:
   size: smal
+  sise: large
   port: true
   parts:
   - count: \"3\"
@@ -524,6 +525,7 @@ spec:
     let findings = check_with_crds(fresh(), &text);
     let annotation = at(&text, "annotation:");
     let size = at(&text, "smal\n");
+    let sise = at(&text, "sise");
     let port = at(&text, "true\n  parts");
     let count = at(&text, "\"3\"");
     let colour = at(&text, "colour");
@@ -532,6 +534,7 @@ spec:
         [
             (rules::UNKNOWN_FIELD, annotation.0, annotation.1),
             (rules::INVALID, size.0, size.1),
+            (rules::UNKNOWN_FIELD, sise.0, sise.1),
             (rules::INVALID, port.0, port.1),
             (rules::INVALID, count.0, count.1),
             (rules::UNKNOWN_FIELD, colour.0, colour.1),
@@ -551,6 +554,10 @@ spec:
     assert_eq!(
         message(size.0),
         "`spec.size`: `smal` is not allowed; expected one of `small`, `large`; did you mean `small`?"
+    );
+    assert_eq!(
+        message(sise.0),
+        "unknown field `sise` in Widget `spec`; did you mean `size`?"
     );
     assert_eq!(
         message(port.0),
@@ -800,4 +807,21 @@ fn base64_follows_the_api_server() {
     assert!(!is_base64("hello"));
     assert!(!is_base64("aGVsbG8=x"));
     assert!(!is_base64("a==="));
+}
+
+#[test]
+fn the_registry_is_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<SchemaRegistry>();
+    // Several threads wanting the same kind at once compile it once and agree.
+    let text = DEPLOYMENT.replace("  replicas: 2", "  replica: 2");
+    let object = &objects(&text)[0];
+    let r = version("1.33");
+    let counts: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| r.validate(object).len()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    assert_eq!(counts, [1, 1, 1, 1]);
 }
