@@ -180,6 +180,7 @@ fn object(
         },
         value,
         positions,
+        origins: Vec::new(),
     });
 }
 

@@ -425,51 +425,7 @@ impl SchemaRegistry {
 
     /// Detailed findings for an object known to be invalid.
     fn explain(&self, object: &Object, validator: &Validator) -> Vec<Finding> {
-        let mut problems = Vec::new();
-        for error in validator.iter_errors(&object.value) {
-            let site = self.site_document(&error);
-            let node = site.as_ref().and_then(|(doc, ptr)| doc.pointer(ptr));
-            problems.extend(messages::describe(object, &error, node));
-            if problems.len() >= MAX_FINDINGS_PER_OBJECT {
-                break;
-            }
-        }
-        // A misspelt required field shows up twice (unknown, and missing): keep the first.
-        let meant: HashSet<(String, String)> = problems
-            .iter()
-            .filter(|p| p.rule == rules::UNKNOWN_FIELD)
-            .filter_map(|p| p.field.clone())
-            .collect();
-        let mut seen: HashSet<(Pos, &'static str, &'static str)> = HashSet::new();
-        let mut findings = Vec::new();
-        for problem in problems {
-            if problem.keyword == "required"
-                && problem.field.as_ref().is_some_and(|f| meant.contains(f))
-            {
-                continue;
-            }
-            let located = object.locate(&problem.pointer);
-            let pos = match problem.at {
-                At::Key => located.best(),
-                At::Value => located.value,
-            };
-            if !seen.insert((pos, problem.rule, problem.keyword)) {
-                continue;
-            }
-            let mut finding = Finding::new(
-                problem.rule,
-                Severity::Error,
-                &object.provenance.file,
-                pos,
-                problem.message,
-            )
-            .with_object(object.id.clone());
-            if let Some(help) = problem.help {
-                finding = finding.with_help(help);
-            }
-            findings.push(finding);
-        }
-        findings
+        explain(object, validator, |error| self.site_document(error))
     }
 
     /// The document holding the failing keyword and the pointer of the schema node around it.
@@ -701,4 +657,70 @@ fn is_base64(text: &str) -> bool {
         len += 1;
     }
     len % 4 == 0 && padding <= 2
+}
+
+/// Validates an object against a standalone compiled schema (`schema` is its document, used to
+/// name allowed fields), with the same messages and positions as Kubernetes schemas.
+pub fn check_against(validator: &Validator, schema: &Arc<Value>, object: &Object) -> Vec<Finding> {
+    if validator.is_valid(&object.value) {
+        return Vec::new();
+    }
+    explain(object, validator, |error| {
+        // The keyword's schema node is the schema path without its last segment (the keyword).
+        let path = error.schema_path().as_str();
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        Some((Arc::clone(schema), parent.to_owned()))
+    })
+}
+
+/// Turns a validator's errors for `object` into findings: described, deduplicated, capped.
+fn explain(
+    object: &Object,
+    validator: &Validator,
+    site_of: impl Fn(&ValidationError<'_>) -> Option<(Arc<Value>, String)>,
+) -> Vec<Finding> {
+    let mut problems = Vec::new();
+    for error in validator.iter_errors(&object.value) {
+        let site = site_of(&error);
+        let node = site.as_ref().and_then(|(doc, ptr)| doc.pointer(ptr));
+        problems.extend(messages::describe(object, &error, node));
+        if problems.len() >= MAX_FINDINGS_PER_OBJECT {
+            break;
+        }
+    }
+    // A misspelt required field shows up twice (unknown, and missing): keep the first.
+    let meant: HashSet<(String, String)> = problems
+        .iter()
+        .filter(|p| p.rule == rules::UNKNOWN_FIELD)
+        .filter_map(|p| p.field.clone())
+        .collect();
+    let mut seen: HashSet<(Pos, &'static str, &'static str)> = HashSet::new();
+    let mut findings = Vec::new();
+    for problem in problems {
+        if problem.keyword == "required"
+            && problem.field.as_ref().is_some_and(|f| meant.contains(f))
+        {
+            continue;
+        }
+        let located = object.locate(&problem.pointer);
+        let pos = match problem.at {
+            At::Key => located.best(),
+            At::Value => located.value,
+        };
+        if !seen.insert((pos, problem.rule, problem.keyword)) {
+            continue;
+        }
+        // A field an environment override set is reported at the override.
+        let (file, pos) = match object.origin_of(&problem.pointer) {
+            Some(origin) => (&origin.file, origin.pos),
+            None => (&object.provenance.file, pos),
+        };
+        let mut finding = Finding::new(problem.rule, Severity::Error, file, pos, problem.message)
+            .with_object(object.id.clone());
+        if let Some(help) = problem.help {
+            finding = finding.with_help(help);
+        }
+        findings.push(finding);
+    }
+    findings
 }

@@ -825,3 +825,32 @@ fn the_registry_is_shared_across_threads() {
     });
     assert_eq!(counts, [1, 1, 1, 1]);
 }
+
+#[test]
+fn standalone_schemas_report_like_kubernetes_ones() {
+    let schema = Arc::new(serde_json::json!({
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "additionalProperties": false,
+                     "properties": {"replicas": {"type": "integer"}}},
+        },
+    }));
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let o = objects("apiVersion: x/v1\nkind: Thing\nmetadata: {name: t}\nspec:\n  replica: 2\n");
+    let found: Vec<_> = check_against(&validator, &schema, &o[0])
+        .into_iter()
+        .map(|f| (f.rule, f.pos.line, f.pos.column, f.message))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].0, found[0].1, found[0].2),
+        (rules::UNKNOWN_FIELD, 5, 3)
+    );
+    assert!(
+        found[0].3.contains("did you mean `replicas`"),
+        "{}",
+        found[0].3
+    );
+}
