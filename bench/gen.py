@@ -67,7 +67,7 @@ def pod_spec(rng, name, broken):
 def workload(rng, kind, ns, name, broken):
     labels = f"app.kubernetes.io/name: {name}"
     spec = pod_spec(rng, name, broken == "type")
-    extra = "    replica: 3\n" if broken == "unknown" else ""
+    extra = "  replica: 3\n" if broken == "unknown" else ""
     if kind == "Deployment":
         return f"""apiVersion: apps/v1
 kind: Deployment

@@ -101,7 +101,8 @@ impl Object {
         self.positions.locate(pointer).best()
     }
 
-    /// A finding about this object at `pointer`.
+    /// A finding about this object at `pointer`: at the field's own line, or at the line that
+    /// set it when an [`Origin`] covers it.
     pub fn finding(
         &self,
         rule: &'static str,
@@ -109,14 +110,19 @@ impl Object {
         pointer: &str,
         message: impl Into<String>,
     ) -> Finding {
-        Finding::new(
-            rule,
-            severity,
-            &self.provenance.file,
-            self.pos(pointer),
-            message,
-        )
-        .with_object(self.id.clone())
+        let (file, pos) = match self.origin_of(pointer) {
+            Some(o) => (&o.file, o.pos),
+            None => (&self.provenance.file, self.pos(pointer)),
+        };
+        Finding::new(rule, severity, file, pos, message).with_object(self.id.clone())
+    }
+
+    /// The origin covering `pointer` (the field itself or one of its ancestors), if any.
+    pub fn origin_of(&self, pointer: &str) -> Option<&Origin> {
+        self.origins.iter().rev().find(|o| {
+            pointer == o.pointer
+                || (pointer.starts_with(&o.pointer) && pointer[o.pointer.len()..].starts_with('/'))
+        })
     }
 
     /// `metadata.annotations[key]`, when it is a string.
@@ -132,5 +138,29 @@ impl Object {
         self.value
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{manifest, yaml};
+
+    #[test]
+    fn findings_on_overridden_fields_point_at_the_override() {
+        let file: Arc<str> = Arc::from("app.yaml");
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: []\n";
+        let mut o = manifest::objects_from(&file, yaml::load(&file, text))
+            .objects
+            .remove(0);
+        o.origins.push(Origin {
+            pointer: "/spec/containers".into(),
+            file: Arc::from("env.yaml"),
+            pos: Pos::new(9, 7),
+        });
+        let f = o.finding("r", Severity::Error, "/spec/containers/0/image", "m");
+        assert_eq!((&*f.file, f.pos), ("env.yaml", Pos::new(9, 7)));
+        let f = o.finding("r", Severity::Error, "/spec/containersX", "m");
+        assert_eq!((&*f.file, f.pos.line), ("app.yaml", 5));
     }
 }
