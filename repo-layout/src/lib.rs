@@ -12,9 +12,11 @@ pub mod boundary;
 pub mod check;
 pub mod emit;
 pub mod guardrails;
+pub mod init;
 pub mod load;
 pub mod model;
 pub mod overrides;
 pub mod render;
+pub mod validate;
 
 pub use tally_validator as validator;

@@ -141,7 +141,7 @@ pub fn load(root: &Path) -> Result<Repo, LayoutError> {
                 ),
             ));
         }
-        let errors = tally_validator::schema::check_against(schema, &object, rules::SCHEMA);
+        let errors = tally_validator::schema::check_against(&schema.0, &schema.1, &object);
         if !errors.is_empty() {
             repo.findings.extend(errors);
             continue;
@@ -220,12 +220,15 @@ fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, LayoutError> {
     Ok(dirs)
 }
 
+/// A compiled layout schema and its document (to name allowed fields in messages).
+type Compiled = (jsonschema::Validator, Arc<serde_json::Value>);
+
 /// The layout's JSON schemas, compiled once.
 struct Schemas {
-    repo: jsonschema::Validator,
-    environment: jsonschema::Validator,
-    tenant: jsonschema::Validator,
-    app: jsonschema::Validator,
+    repo: Compiled,
+    environment: Compiled,
+    tenant: Compiled,
+    app: Compiled,
 }
 
 fn schemas() -> &'static Schemas {
@@ -239,13 +242,13 @@ fn schemas() -> &'static Schemas {
 }
 
 /// Compiles a schema shipped in this crate; a test proves each one compiles.
-fn compile(text: &str) -> jsonschema::Validator {
+fn compile(text: &str) -> Compiled {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => unreachable!("shipped layout schema is not JSON: {e}"),
     };
     match jsonschema::validator_for(&value) {
-        Ok(v) => v,
+        Ok(v) => (v, Arc::new(value)),
         Err(e) => unreachable!("shipped layout schema does not compile: {e}"),
     }
 }

@@ -1,0 +1,87 @@
+//! The gate over a whole repo: load and cross-check the layout, render every environment (or
+//! one), and judge each rendered environment as one set of objects with the same schemas and
+//! policies as plain manifests.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use tally_validator::finding::sort_findings;
+use tally_validator::gate::{self, GateOptions, GateReport};
+use tally_validator::schema::SchemaRegistry;
+use tally_validator::{Finding, ObjectRef};
+
+use crate::check;
+use crate::load::{self, LayoutError, Repo};
+use crate::render::{self, Rendered};
+
+/// Validates the repo at `root`: every environment, or only `environment`.
+pub fn validate_repo(
+    root: &Path,
+    options: &GateOptions,
+    environment: Option<&str>,
+) -> Result<GateReport, LayoutError> {
+    let repo = load::load(root)?;
+    let mut findings = repo.findings.clone();
+    findings.extend(check::check(&repo));
+    let mut report = GateReport {
+        sources: repo.sources.clone(),
+        ..GateReport::default()
+    };
+    let names: Vec<String> = match environment {
+        Some(e) => vec![e.to_owned()],
+        None => repo.environments.keys().cloned().collect(),
+    };
+    let mut versions = Vec::new();
+    let mut checked: HashSet<(Arc<str>, ObjectRef)> = HashSet::new();
+    for name in &names {
+        let rendered = render::render(&repo, name)?;
+        let (found, version) = judge(&repo, &rendered, options)?;
+        findings.extend(found);
+        if !versions.contains(&version) {
+            versions.push(version);
+        }
+        report.objects += rendered.objects.len();
+        for o in &rendered.objects {
+            let entry = (Arc::clone(&o.provenance.file), o.id.clone());
+            if checked.insert(entry.clone()) {
+                report.checked.push(entry);
+            }
+        }
+        for (file, text) in rendered.sources.iter() {
+            report.sources.insert(Arc::clone(file), Arc::clone(text));
+        }
+    }
+    findings.extend(options.policy.findings.iter().cloned());
+    if let (Some(file), Some(text)) = (&options.policy.file, &options.policy.text) {
+        report.sources.insert(Arc::clone(file), Arc::clone(text));
+    }
+    // An app shared by environments has the same problem in each: say it once.
+    let mut seen = HashSet::new();
+    findings.retain(|f| seen.insert((f.rule, Arc::clone(&f.file), f.pos, f.message.clone())));
+    sort_findings(&mut findings);
+    report.findings = findings;
+    report.kubernetes_version = versions.join(", ");
+    report.files = report.sources.iter().count();
+    Ok(report)
+}
+
+/// Schema and policy findings for one rendered environment, and the Kubernetes version used.
+pub fn judge(
+    repo: &Repo,
+    rendered: &Rendered,
+    options: &GateOptions,
+) -> Result<(Vec<Finding>, String), LayoutError> {
+    let mut schema = options.schema.clone();
+    if schema.kubernetes_version.is_none() {
+        let env = repo.environments.get(&rendered.environment);
+        schema.kubernetes_version = env
+            .and_then(|e| e.spec.kubernetes_version.clone())
+            .or_else(|| repo.repo.as_ref().and_then(|r| r.spec.kubernetes_version.clone()));
+    }
+    let mut registry = SchemaRegistry::new(schema).map_err(gate::GateError::from)?;
+    let mut findings = rendered.findings.clone();
+    findings.extend(registry.add_crds(&rendered.objects));
+    findings.extend(gate::check_set(&registry, &rendered.objects, options));
+    Ok((findings, registry.kubernetes_version().to_owned()))
+}
