@@ -120,7 +120,13 @@ impl Catalog {
         let mut out = String::new();
         let _ = writeln!(out, "{:<width$}  {:<8}  TITLE", "ID", "SEVERITY");
         for r in &self.rules {
-            let _ = writeln!(out, "{:<width$}  {:<8}  {}", r.id, r.severity, r.title);
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<8}  {}",
+                r.id,
+                r.severity.as_str(),
+                r.title
+            );
         }
         let _ = writeln!(
             out,
@@ -136,10 +142,10 @@ impl Catalog {
         let mut out = String::new();
         let _ = writeln!(out, "{} [{}, {}]", r.id, r.severity, r.category);
         let _ = writeln!(out, "{}\n", r.title);
-        let _ = writeln!(out, "Why:\n{}\n", indent(&r.rationale));
-        let _ = writeln!(out, "Fix:\n{}\n", indent(&r.remediation));
+        let _ = writeln!(out, "Why:\n{}\n", wrap(&r.rationale));
+        let _ = writeln!(out, "Fix:\n{}\n", wrap(&r.remediation));
         if !r.equivalents.is_empty() {
-            let _ = writeln!(out, "Elsewhere: {}\n", r.equivalents.join("; "));
+            let _ = writeln!(out, "Elsewhere:\n{}\n", wrap(&r.equivalents.join("; ")));
         }
         if !r.references.is_empty() {
             let _ = writeln!(out, "References:");
@@ -205,6 +211,27 @@ impl Catalog {
         }
         out
     }
+}
+
+/// Prose for a terminal: paragraphs kept, lines filled to 96 columns, indented by two.
+fn wrap(text: &str) -> String {
+    const WIDTH: usize = 96;
+    let mut out = Vec::new();
+    for paragraph in text.trim().split("\n\n") {
+        let mut line = String::from(" ");
+        for word in paragraph.split_whitespace() {
+            if line.len() + 1 + word.len() > WIDTH && line.len() > 1 {
+                out.push(line);
+                line = String::from(" ");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        out.push(line);
+        out.push(String::new());
+    }
+    out.pop();
+    out.join("\n")
 }
 
 fn indent(text: &str) -> String {

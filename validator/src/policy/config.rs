@@ -36,6 +36,47 @@ use crate::yaml;
 use super::catalog::Catalog;
 use super::rules;
 
+/// The configuration's file name.
+pub const CONFIG_FILE: &str = "tally.yaml";
+
+/// Finds the configuration for a run over `paths` when none is named: `tally.yaml` in the
+/// current directory; otherwise the nearest `tally.yaml` in the first input path's directory or
+/// one of its parents, stopping at the repository root (a directory holding `.git`).
+pub fn find(paths: &[PathBuf]) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    find_from(&cwd, paths)
+}
+
+/// [`find`] from a given current directory.
+pub fn find_from(cwd: &Path, paths: &[PathBuf]) -> Option<PathBuf> {
+    if cwd.join(CONFIG_FILE).is_file() {
+        return Some(PathBuf::from(CONFIG_FILE));
+    }
+    let first = paths.iter().find(|p| p.as_os_str() != "-")?;
+    let first = cwd.join(first);
+    let start = if first.is_dir() {
+        first
+    } else {
+        first.parent()?.to_owned()
+    };
+    let start = start.canonicalize().ok()?;
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_owned());
+    for dir in start.ancestors() {
+        let candidate = dir.join(CONFIG_FILE);
+        if candidate.is_file() {
+            // Shown relative to where the user is, when it is below.
+            return Some(match candidate.strip_prefix(&cwd) {
+                Ok(rel) => rel.to_owned(),
+                Err(_) => candidate,
+            });
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    None
+}
+
 /// The JSON Schema of the `policies` section (and of `apiVersion`/`kind`).
 pub const CONFIG_SCHEMA: &str = include_str!("../../../policies/config.schema.json");
 
@@ -598,6 +639,35 @@ mod tests {
         assert!(c.findings.is_empty());
         let c = parse("- a\n");
         assert_eq!(c.findings.len(), 1);
+    }
+
+    #[test]
+    fn finding_the_configuration() {
+        let root = std::env::temp_dir().join(format!("tally-config-{}", std::process::id()));
+        let app = root.join("repo/apps/web");
+        std::fs::create_dir_all(&app).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(root.join("repo/.git")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("tally.yaml"), "").unwrap_or_else(|e| panic!("{e}"));
+        let elsewhere = root.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap_or_else(|e| panic!("{e}"));
+        // Above the repository root: not found.
+        assert_eq!(find_from(&elsewhere, std::slice::from_ref(&app)), None);
+        std::fs::write(root.join("repo/tally.yaml"), "").unwrap_or_else(|e| panic!("{e}"));
+        let found = find_from(&elsewhere, &[app.join("deploy.yaml")]);
+        assert_eq!(
+            found.and_then(|p| p.canonicalize().ok()),
+            root.join("repo/tally.yaml").canonicalize().ok()
+        );
+        // Relative to the current directory when below it.
+        assert_eq!(
+            find_from(&root.join("repo"), &[PathBuf::from("apps/web")]),
+            Some(PathBuf::from("tally.yaml"))
+        );
+        assert_eq!(
+            find_from(&root, &[PathBuf::from("repo/apps/web")]),
+            Some(PathBuf::from("tally.yaml"))
+        );
+        std::fs::remove_dir_all(&root).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -305,6 +305,7 @@ spec:
             .filter(|f| f.rule == rules::EXEMPTION_UNKNOWN_RULE)
             .collect();
         assert_eq!(unknown.len(), 1, "{all:#?}");
+        assert_eq!((unknown[0].pos.line, unknown[0].pos.column), (7, 5));
         assert!(
             unknown[0]
                 .message

@@ -183,13 +183,16 @@ mod tests {
 ",
         );
         let f = of(HOST_PATH, &d);
-        let got: Vec<_> = f.iter().map(|f| (f.pos.line, f.severity)).collect();
+        let got: Vec<_> = f
+            .iter()
+            .map(|f| (f.pos.line, f.pos.column, f.severity))
+            .collect();
         assert_eq!(
             got,
             [
-                (17, Severity::Error),
-                (19, Severity::Error),
-                (21, Severity::Warning)
+                (17, 22, Severity::Error),
+                (19, 22, Severity::Error),
+                (21, 22, Severity::Warning)
             ]
         );
         assert_eq!(at(DOCKER_SOCKET, &d), [(23, 22)]);

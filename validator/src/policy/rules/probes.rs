@@ -149,6 +149,14 @@ mod tests {
         );
         assert_eq!(at(LIVENESS_PROBE, &d), [(16, 11)]);
         assert!(at(READINESS_PROBE, &d).is_empty());
+        let none =
+            deployment("      containers:\n        - name: app\n          image: app:1.0.0\n");
+        assert_eq!(at(READINESS_PROBE, &none), [(15, 11)]);
+        let sidecar = deployment(
+            "      initContainers:\n        - name: proxy\n          image: proxy:1.0.0\n          restartPolicy: Always\n      containers: [{name: app, image: app:1.0.0, livenessProbe: {tcpSocket: {port: 80}}, readinessProbe: {tcpSocket: {port: 80}}}]\n",
+        );
+        assert!(at(READINESS_PROBE, &sidecar).is_empty());
+        assert!(at(LIVENESS_PROBE, &sidecar).is_empty());
         let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j, namespace: shop}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: app:1.0.0}]\n";
         assert!(at(LIVENESS_PROBE, job).is_empty());
         assert!(at(READINESS_PROBE, job).is_empty());
@@ -167,8 +175,14 @@ mod tests {
 ",
         );
         let f = of(PROBE_PORT_EXPOSED, &d);
-        let got: Vec<_> = f.iter().map(|f| (f.pos.line, f.severity)).collect();
-        assert_eq!(got, [(18, Severity::Error), (19, Severity::Warning)]);
+        let got: Vec<_> = f
+            .iter()
+            .map(|f| (f.pos.line, f.pos.column, f.severity))
+            .collect();
+        assert_eq!(
+            got,
+            [(18, 50, Severity::Error), (19, 40, Severity::Warning)]
+        );
         let undeclared = deployment(
             "      containers:\n        - name: app\n          image: app:1.0.0\n          livenessProbe: {tcpSocket: {port: 9090}}\n",
         );

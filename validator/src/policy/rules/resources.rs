@@ -28,13 +28,13 @@ pub(crate) fn container_resources(s: &Subject<'_>, out: &mut Out<'_>) {
         };
         let mut missing = Vec::new();
         if !request("cpu") {
-            missing.push("a cpu request");
+            missing.push("cpu request");
         }
         if !request("memory") {
-            missing.push("a memory request");
+            missing.push("memory request");
         }
         if !has(r, "limits", "memory") && !has(pod, "limits", "memory") {
-            missing.push("a memory limit");
+            missing.push("memory limit");
         }
         if missing.is_empty() {
             continue;
@@ -49,7 +49,7 @@ pub(crate) fn container_resources(s: &Subject<'_>, out: &mut Out<'_>) {
             s.obj,
             &at,
             format!(
-                "{} has no {}; without requests the scheduler cannot place it well and a namespace quota rejects it, without a memory limit it can starve its node",
+                "{} sets no {}; without requests the scheduler cannot place it well and a namespace quota rejects it, without a memory limit it can starve its node",
                 c.describe(),
                 join(&missing)
             ),
@@ -99,9 +99,12 @@ mod tests {
         let f = of(CONTAINER_RESOURCES, &d);
         assert!(
             f[0].message
-                .contains("a cpu request, a memory request or a memory limit")
+                .contains("sets no cpu request, memory request or memory limit")
         );
-        assert!(f[1].message.contains("a memory request or a memory limit"));
+        assert!(
+            f[1].message
+                .contains("sets no memory request or memory limit")
+        );
     }
 
     #[test]
