@@ -169,3 +169,75 @@ fn an_annotation_without_a_reason_fails_the_run() {
             .all(|f| f.exempted.is_none())
     );
 }
+
+/// Times the policy pass against reading and parsing, on a corpus named by `TALLY_BENCH_DIR`:
+/// `TALLY_BENCH_DIR=corpus cargo test --release -p tally-validator --test policies -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a test: needs TALLY_BENCH_DIR"]
+fn policy_cost_on_a_corpus() {
+    use std::time::Instant;
+    use tally_validator::policy::PolicyEngine;
+    use tally_validator::source;
+    let Some(dir) = std::env::var_os("TALLY_BENCH_DIR") else {
+        return;
+    };
+    let inputs = source::discover(&[PathBuf::from(dir)], &[]).unwrap_or_else(|e| panic!("{e}"));
+    let engine = PolicyEngine::default();
+    let mut best = (f64::MAX, f64::MAX, f64::MAX);
+    let mut count = (0, 0);
+    for _ in 0..5 {
+        let t = Instant::now();
+        let loaded = gate::load_inputs(&inputs).unwrap_or_else(|e| panic!("{e}"));
+        let parse = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let index = engine.index(&loaded.objects);
+        let index_time = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        use rayon::prelude::*;
+        let mut findings: Vec<_> = loaded
+            .objects
+            .par_iter()
+            .flat_map_iter(|o| engine.check_object(o, &index))
+            .collect();
+        findings.extend(engine.check_set(&index));
+        let check = t.elapsed().as_secs_f64();
+        best = (best.0.min(parse), best.1.min(index_time), best.2.min(check));
+        count = (loaded.objects.len(), findings.len());
+    }
+    // What each rule costs alone (index excluded), to find the expensive ones.
+    if std::env::var_os("TALLY_BENCH_RULES").is_some() {
+        use tally_validator::policy::config::RuleSetting;
+        let loaded = gate::load_inputs(&inputs).unwrap_or_else(|e| panic!("{e}"));
+        let index = engine.index(&loaded.objects);
+        for only in rules::all_ids() {
+            let mut config = PolicyConfig::default();
+            for id in rules::all_ids().filter(|id| *id != only && !rules::is_engine_rule(id)) {
+                config.rules.insert(
+                    id.to_owned(),
+                    RuleSetting {
+                        enabled: Some(false),
+                        severity: None,
+                    },
+                );
+            }
+            let one = PolicyEngine::new(&config);
+            let t = Instant::now();
+            for o in &loaded.objects {
+                std::hint::black_box(one.check_object(o, &index));
+            }
+            std::hint::black_box(one.check_set(&index));
+            eprintln!(
+                "{only:>32}: {:.2} ms (one thread)",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
+    eprintln!(
+        "{} objects, {} findings: read+parse {:.1} ms, index {:.1} ms, policies {:.1} ms",
+        count.0,
+        count.1,
+        best.0 * 1e3,
+        best.1 * 1e3,
+        best.2 * 1e3
+    );
+}

@@ -14,6 +14,8 @@ use super::workload::Workload;
 #[derive(Debug, Clone)]
 struct Setting {
     enabled: bool,
+    /// Raised by the engine itself: never configured, never exempted.
+    engine: bool,
     /// The catalog's severity.
     default: Severity,
     /// The configuration's override.
@@ -48,6 +50,7 @@ impl PolicyEngine {
                 let engine_rule = matches!(r.check, Check::Engine);
                 Setting {
                     enabled: engine_rule || setting.enabled.unwrap_or(true),
+                    engine: engine_rule,
                     default: doc.map_or(Severity::Warning, |d| d.severity),
                     forced: if engine_rule { None } else { setting.severity },
                     help: doc.map_or_else(String::new, |d| {
@@ -116,7 +119,11 @@ impl PolicyEngine {
     }
 
     fn setting(&self, rule: &str) -> Option<&Setting> {
-        let i = RULES.iter().position(|r| r.id == rule)?;
+        // Rules report with the same `&'static str` the registry holds: compare addresses first.
+        let i = RULES
+            .iter()
+            .position(|r| std::ptr::eq(r.id, rule))
+            .or_else(|| RULES.iter().position(|r| r.id == rule))?;
         self.settings.get(i)
     }
 }
@@ -189,11 +196,23 @@ impl<'e> Out<'e> {
             return;
         }
         let severity = setting.forced.or(severity).unwrap_or(setting.default);
-        let mut finding = obj.finding(rule, severity, pointer, message);
+        // `Object::finding` without its per-segment allocations: pointers built here never
+        // need RFC 6901 unescaping unless they carry a `~`.
+        let pos = if pointer.contains('~') {
+            obj.pos(pointer)
+        } else {
+            obj.positions
+                .locate_segments(pointer.split('/').skip(1))
+                .best()
+        };
+        let mut finding = Finding::new(rule, severity, &obj.provenance.file, pos, message)
+            .with_object(obj.id.clone());
         if !setting.help.is_empty() {
             finding.help = Some(setting.help.clone());
         }
-        finding.exempted = self.engine.exempter.exemption(rule, obj, annotation_ok);
+        if !setting.engine {
+            finding.exempted = self.engine.exempter.exemption(rule, obj, annotation_ok);
+        }
         self.findings.push(finding);
     }
 }

@@ -70,6 +70,8 @@ pub struct SetIndex<'a> {
     pub(crate) hpas: HashMap<(&'a str, &'a str), Vec<&'a Object>>,
     /// Custom resource kinds defined by CRDs in the set: (group, kind) → namespaced.
     pub(crate) crd_scopes: HashMap<(&'a str, &'a str), bool>,
+    /// Namespaces of custom resources whose operators may run pods (labels the set cannot see).
+    pub(crate) operator_pods: Vec<Option<&'a str>>,
 }
 
 /// A ServiceAccount's namespace and its `automountServiceAccountToken`.
@@ -175,8 +177,18 @@ impl<'a> SetIndex<'a> {
                     self.crd_scopes.insert((g, k), namespaced);
                 }
             }
-            _ => {}
+            _ => {
+                if builtin_scope(group, &obj.id.kind).is_none() && may_run_pods(group, &obj.id.kind)
+                {
+                    self.operator_pods.push(ns);
+                }
+            }
         }
+    }
+
+    /// Whether a custom resource that may run pods shares a namespace with `ns`.
+    pub(crate) fn operator_pods_near(&self, ns: Option<&str>) -> bool {
+        self.operator_pods.iter().any(|n| same_namespace(*n, ns))
     }
 
     /// Whether something of `kind` named `name` exists where a pod in `ns` can see it.
@@ -227,6 +239,46 @@ impl<'a> SetIndex<'a> {
         }
         builtin_scope(group, kind)
     }
+}
+
+/// Whether a custom resource may make its operator run pods. Configuration-only kinds of
+/// well-known projects do not; anything unknown may.
+fn may_run_pods(group: &str, kind: &str) -> bool {
+    const CONFIG_GROUPS: &[&str] = &[
+        "cert-manager.io",
+        "acme.cert-manager.io",
+        "external-secrets.io",
+        "generators.external-secrets.io",
+        "bitnami.com",
+        "networking.istio.io",
+        "security.istio.io",
+        "telemetry.istio.io",
+        "gateway.networking.k8s.io",
+        "traefik.io",
+        "traefik.containo.us",
+        "policy.linkerd.io",
+        "kyverno.io",
+        "autoscaling.k8s.io",
+        "snapshot.storage.k8s.io",
+        "cilium.io",
+        "crd.projectcalico.org",
+        "secrets-store.csi.x-k8s.io",
+    ];
+    const CONFIG_KINDS: &[(&str, &str)] = &[
+        ("monitoring.coreos.com", "ServiceMonitor"),
+        ("monitoring.coreos.com", "PodMonitor"),
+        ("monitoring.coreos.com", "PrometheusRule"),
+        ("monitoring.coreos.com", "Probe"),
+        ("monitoring.coreos.com", "AlertmanagerConfig"),
+        ("monitoring.coreos.com", "ScrapeConfig"),
+        ("keda.sh", "ScaledObject"),
+        ("keda.sh", "TriggerAuthentication"),
+        ("argoproj.io", "Application"),
+        ("argoproj.io", "ApplicationSet"),
+        ("argoproj.io", "AppProject"),
+        ("argoproj.io", "AnalysisTemplate"),
+    ];
+    !(CONFIG_GROUPS.contains(&group) || CONFIG_KINDS.contains(&(group, kind)))
 }
 
 /// Whether a built-in kind is namespaced (`None` for kinds this list does not know).

@@ -39,6 +39,15 @@ impl WorkloadKind {
         })
     }
 
+    /// The keys from the object's root to the pod template (empty for a Pod).
+    fn template_path(self) -> &'static [&'static str] {
+        match self {
+            WorkloadKind::Pod => &[],
+            WorkloadKind::CronJob => &["spec", "jobTemplate", "spec", "template"],
+            _ => &["spec", "template"],
+        }
+    }
+
     /// Where the pod spec and the pod metadata are.
     fn pointers(self) -> (&'static str, &'static str) {
         match self {
@@ -96,6 +105,8 @@ pub(crate) struct Workload<'a> {
     pub meta_ptr: &'static str,
     /// The pod (template) labels.
     pub labels: Option<&'a Map<String, Value>>,
+    /// The three container lists, found once.
+    lists: [&'a [Value]; 3],
 }
 
 impl<'a> Workload<'a> {
@@ -103,24 +114,37 @@ impl<'a> Workload<'a> {
     pub(crate) fn of(obj: &'a Object) -> Option<Workload<'a>> {
         let kind = WorkloadKind::of(obj)?;
         let (spec_ptr, meta_ptr) = kind.pointers();
-        let spec = obj.value.pointer(spec_ptr)?.as_object()?;
-        let labels = obj
-            .value
-            .pointer(meta_ptr)
+        // Plain `get`s rather than `pointer`: this runs for every object.
+        let mut template = &obj.value;
+        for key in kind.template_path() {
+            template = template.get(key)?;
+        }
+        let spec = template.get("spec")?.as_object()?;
+        let labels = template
+            .get("metadata")
             .and_then(|m| m.get("labels"))
             .and_then(Value::as_object);
+        let list = |list: ContainerList| {
+            spec.get(list.key())
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice)
+        };
         Some(Workload {
             kind,
             spec,
             spec_ptr,
             meta_ptr,
             labels,
+            lists: [
+                list(ContainerList::Containers),
+                list(ContainerList::Init),
+                list(ContainerList::Ephemeral),
+            ],
         })
     }
 
     /// Every container: regular, then init, then ephemeral.
     pub(crate) fn containers(&self) -> impl Iterator<Item = Container<'a>> + 'a {
-        let spec = self.spec;
         let spec_ptr = self.spec_ptr;
         [
             ContainerList::Containers,
@@ -128,20 +152,16 @@ impl<'a> Workload<'a> {
             ContainerList::Ephemeral,
         ]
         .into_iter()
-        .flat_map(move |list| {
-            spec.get(list.key())
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-                .filter_map(move |(index, v)| {
-                    Some(Container {
-                        list,
-                        index,
-                        value: v.as_object()?,
-                        spec_ptr,
-                    })
+        .zip(self.lists)
+        .flat_map(move |(list, items)| {
+            items.iter().enumerate().filter_map(move |(index, v)| {
+                Some(Container {
+                    list,
+                    index,
+                    value: v.as_object()?,
+                    spec_ptr,
                 })
+            })
         })
     }
 

@@ -93,45 +93,82 @@ fn walk<'a>(obj: &Object, v: &'a Value, path: Option<&Path<'_, 'a>>, out: &mut O
 }
 
 /// What kind of placeholder a single-line value is, if it is one.
+///
+/// Runs on every string of every object, so it makes one pass over the bytes and looks closer
+/// only at word starts whose first letter could begin a placeholder.
 pub(crate) fn is_placeholder(s: &str) -> Option<&'static str> {
-    if s.len() < 3 || s.contains('\n') {
+    if s.len() < 3 {
         return None;
     }
-    if s.contains("<no value>") {
-        return Some("what a template prints for a missing value");
+    let b = s.as_bytes();
+    let mut angle = false;
+    for i in 0..b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            return None;
+        }
+        angle |= c == b'<';
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        if !c.is_ascii() {
+            continue;
+        }
+        // An ASCII byte is always a character boundary.
+        let rest = &s[i..];
+        let found = match c | 0x20 {
+            b'c' | b'r' => [
+                "changeme",
+                "change-me",
+                "change_me",
+                "changethis",
+                "change-this",
+                "replaceme",
+                "replace-me",
+                "replace_me",
+            ]
+            .iter()
+            .any(|w| word_at(rest, w)),
+            // `YOUR_PROJECT`, `your-registry.example.com`: "your" plus a separator and more.
+            b'y' => {
+                let r = rest.as_bytes();
+                r.len() > 5
+                    && r[..4].eq_ignore_ascii_case(b"your")
+                    && matches!(r[4], b'_' | b'-')
+                    && r[5].is_ascii_alphanumeric()
+            }
+            b'x' => word_at(rest, "x.x.x.x"),
+            _ => false,
+        };
+        if found {
+            return Some(if c | 0x20 == b'x' {
+                "a placeholder address"
+            } else {
+                "a placeholder"
+            });
+        }
+    }
+    if angle {
+        if s.contains("<no value>") {
+            return Some("what a template prints for a missing value");
+        }
+        if angle_placeholder(s) {
+            return Some("a placeholder");
+        }
     }
     let t = s.trim();
     if ["TODO", "FIXME", "TBD", "REPLACE_ME", "CHANGE_ME"].contains(&t) {
         return Some("a placeholder");
     }
-    if s.contains('<') && angle_placeholder(s) {
-        return Some("a placeholder");
-    }
-    for word in [
-        "changeme",
-        "change-me",
-        "change_me",
-        "changethis",
-        "change-this",
-        "replaceme",
-        "replace-me",
-        "replace_me",
-    ] {
-        if find_word_ci(s, word, |_| true) {
-            return Some("a placeholder");
-        }
-    }
-    // `YOUR_PROJECT`, `your-registry.example.com`: "your" plus a separator at a word start.
-    if find_word_ci(s, "your", |rest| {
-        let b = rest.as_bytes();
-        matches!(b.first(), Some(b'_' | b'-')) && b.get(1).is_some_and(u8::is_ascii_alphanumeric)
-    }) {
-        return Some("a placeholder");
-    }
-    if find_word_ci(s, "x.x.x.x", |_| true) {
-        return Some("a placeholder address");
-    }
     None
+}
+
+/// Whether `text` starts with `word` (ASCII case-insensitively) followed by a word end.
+fn word_at(text: &str, word: &str) -> bool {
+    let (t, w) = (text.as_bytes(), word.as_bytes());
+    t.len() >= w.len()
+        && t[..w.len()].eq_ignore_ascii_case(w)
+        && t.get(w.len()).is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
 /// `<ADD KEY HERE>`, `<PROJECT_ID>`, `<your-domain>`: an all-caps name or a "your"/"here" phrase
@@ -159,30 +196,6 @@ fn angle_placeholder(s: &str) -> bool {
             }
         }
         rest = &after[close..];
-    }
-    false
-}
-
-/// Whether `word` occurs (ASCII case-insensitively) at a word start and end, and the text after it
-/// satisfies `then`. Word edges are non-alphanumeric characters or the string's ends; for `then`
-/// the end edge is not required.
-fn find_word_ci(s: &str, word: &str, then: impl Fn(&str) -> bool) -> bool {
-    let hay = s.as_bytes();
-    let w = word.as_bytes();
-    if hay.len() < w.len() {
-        return false;
-    }
-    let needs_end = !word.eq_ignore_ascii_case("your");
-    for i in 0..=hay.len() - w.len() {
-        if !hay[i..i + w.len()].eq_ignore_ascii_case(w) {
-            continue;
-        }
-        let start_ok = i == 0 || !hay[i - 1].is_ascii_alphanumeric();
-        let end = i + w.len();
-        let end_ok = !needs_end || end == hay.len() || !hay[end].is_ascii_alphanumeric();
-        if start_ok && end_ok && s.is_char_boundary(end) && then(&s[end..]) {
-            return true;
-        }
     }
     false
 }
@@ -219,6 +232,8 @@ mod tests {
             "TODO: later",
             "10.0.0.1",
             "-Xmx512m",
+            "ünïcödé ÿour-ẋ.x.x.x ČhangeMe",
+            "日本語のテキスト",
         ] {
             assert!(is_placeholder(no).is_none(), "{no}");
         }

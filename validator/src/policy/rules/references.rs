@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::policy::engine::Out;
 use crate::policy::index::RefKind;
+use crate::policy::workload::Workload;
 
 use super::{REFERENCES_RESOLVE, Subject};
 
@@ -17,153 +18,146 @@ fn optional(v: &Value) -> bool {
     v.get("optional").and_then(Value::as_bool) == Some(true)
 }
 
-/// Every reference of a pod spec, with its pointer.
-fn references(s: &Subject<'_>) -> Vec<(RefKind, String, String)> {
-    let mut refs = Vec::new();
-    let Some(w) = &s.workload else { return refs };
-    let mut push = |kind: RefKind, source: Option<&Value>, key: &str, ptr: String| {
-        let Some(source) = source else { return };
-        if optional(source) {
-            return;
-        }
-        if let Some(name) = source.get(key).and_then(Value::as_str) {
-            refs.push((kind, name.to_owned(), format!("{ptr}/{key}")));
-        }
-    };
+/// One reference: what it names, and how to build its pointer (only when it is reported).
+struct Reference<'a> {
+    kind: RefKind,
+    name: &'a str,
+    pointer: &'a dyn Fn() -> String,
+}
+
+/// Calls `f` for every reference of a pod spec. No allocation unless `f` asks for a pointer.
+fn each_reference<'a>(w: &Workload<'a>, f: &mut dyn FnMut(Reference<'_>)) {
+    let mut named =
+        |kind: RefKind, source: Option<&'a Value>, key: &str, pointer: &dyn Fn() -> String| {
+            let Some(source) = source else { return };
+            if optional(source) {
+                return;
+            }
+            if let Some(name) = source.get(key).and_then(Value::as_str) {
+                let full = || format!("{}/{key}", pointer());
+                f(Reference {
+                    kind,
+                    name,
+                    pointer: &full,
+                });
+            }
+        };
     for (i, v) in w.volumes() {
-        let base = w.ptr(&format!("/volumes/{i}"));
-        push(
-            RefKind::ConfigMap,
-            v.get("configMap"),
-            "name",
-            format!("{base}/configMap"),
-        );
-        push(
-            RefKind::Secret,
-            v.get("secret"),
-            "secretName",
-            format!("{base}/secret"),
-        );
-        push(
+        let base = || w.ptr(&format!("/volumes/{i}"));
+        named(RefKind::ConfigMap, v.get("configMap"), "name", &|| {
+            format!("{}/configMap", base())
+        });
+        named(RefKind::Secret, v.get("secret"), "secretName", &|| {
+            format!("{}/secret", base())
+        });
+        named(
             RefKind::PersistentVolumeClaim,
             v.get("persistentVolumeClaim"),
             "claimName",
-            format!("{base}/persistentVolumeClaim"),
+            &|| format!("{}/persistentVolumeClaim", base()),
         );
-        if let Some(sources) = v
+        let sources = v
             .get("projected")
             .and_then(|p| p.get("sources"))
-            .and_then(Value::as_array)
-        {
-            for (j, src) in sources.iter().enumerate() {
-                let p = format!("{base}/projected/sources/{j}");
-                push(
-                    RefKind::ConfigMap,
-                    src.get("configMap"),
-                    "name",
-                    format!("{p}/configMap"),
-                );
-                push(
-                    RefKind::Secret,
-                    src.get("secret"),
-                    "name",
-                    format!("{p}/secret"),
-                );
-            }
+            .and_then(Value::as_array);
+        for (j, src) in sources.into_iter().flatten().enumerate() {
+            let p = || format!("{}/projected/sources/{j}", base());
+            named(RefKind::ConfigMap, src.get("configMap"), "name", &|| {
+                format!("{}/configMap", p())
+            });
+            named(RefKind::Secret, src.get("secret"), "name", &|| {
+                format!("{}/secret", p())
+            });
         }
     }
     for c in w.containers() {
-        if let Some(env) = c.get("env").and_then(Value::as_array) {
-            for (i, e) in env.iter().enumerate() {
-                let p = c.ptr(&format!("/env/{i}/valueFrom"));
-                let from = e.get("valueFrom");
-                push(
-                    RefKind::ConfigMap,
-                    from.and_then(|f| f.get("configMapKeyRef")),
-                    "name",
-                    format!("{p}/configMapKeyRef"),
-                );
-                push(
-                    RefKind::Secret,
-                    from.and_then(|f| f.get("secretKeyRef")),
-                    "name",
-                    format!("{p}/secretKeyRef"),
-                );
-            }
+        for (i, e) in c
+            .get("env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let Some(from) = e.get("valueFrom") else {
+                continue;
+            };
+            let p = || c.ptr(&format!("/env/{i}/valueFrom"));
+            named(
+                RefKind::ConfigMap,
+                from.get("configMapKeyRef"),
+                "name",
+                &|| format!("{}/configMapKeyRef", p()),
+            );
+            named(RefKind::Secret, from.get("secretKeyRef"), "name", &|| {
+                format!("{}/secretKeyRef", p())
+            });
         }
-        if let Some(env_from) = c.get("envFrom").and_then(Value::as_array) {
-            for (i, e) in env_from.iter().enumerate() {
-                let p = c.ptr(&format!("/envFrom/{i}"));
-                push(
-                    RefKind::ConfigMap,
-                    e.get("configMapRef"),
-                    "name",
-                    format!("{p}/configMapRef"),
-                );
-                push(
-                    RefKind::Secret,
-                    e.get("secretRef"),
-                    "name",
-                    format!("{p}/secretRef"),
-                );
-            }
+        for (i, e) in c
+            .get("envFrom")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let p = || c.ptr(&format!("/envFrom/{i}"));
+            named(RefKind::ConfigMap, e.get("configMapRef"), "name", &|| {
+                format!("{}/configMapRef", p())
+            });
+            named(RefKind::Secret, e.get("secretRef"), "name", &|| {
+                format!("{}/secretRef", p())
+            });
         }
     }
-    if let Some(pull) = w.get("imagePullSecrets").and_then(Value::as_array) {
-        for (i, p) in pull.iter().enumerate() {
-            push(
-                RefKind::Secret,
-                Some(p),
-                "name",
-                w.ptr(&format!("/imagePullSecrets/{i}")),
-            );
-        }
+    let pulls = w.get("imagePullSecrets").and_then(Value::as_array);
+    for (i, p) in pulls.into_iter().flatten().enumerate() {
+        named(RefKind::Secret, Some(p), "name", &|| {
+            w.ptr(&format!("/imagePullSecrets/{i}"))
+        });
     }
     for key in ["serviceAccountName", "serviceAccount"] {
         if let Some(name) = w.get(key).and_then(Value::as_str) {
-            refs.push((
-                RefKind::ServiceAccount,
-                name.to_owned(),
-                w.ptr(&format!("/{key}")),
-            ));
+            let pointer = || w.ptr(&format!("/{key}"));
+            f(Reference {
+                kind: RefKind::ServiceAccount,
+                name,
+                pointer: &pointer,
+            });
             break;
         }
     }
-    refs
 }
 
 /// A reference to a ConfigMap, Secret, PersistentVolumeClaim or ServiceAccount that nothing in
 /// the set provides.
 pub(crate) fn references_resolve(s: &Subject<'_>, out: &mut Out<'_>) {
-    if s.workload.is_none() {
-        return;
-    }
+    let Some(w) = &s.workload else { return };
     let ns = s.obj.id.namespace.as_deref();
     let mut reported: Vec<(RefKind, String)> = Vec::new();
-    for (kind, name, ptr) in references(s) {
-        let implicit = match kind {
-            RefKind::ServiceAccount => name == "default" || name.is_empty(),
-            RefKind::ConfigMap => name == "kube-root-ca.crt",
+    each_reference(w, &mut |r: Reference<'_>| {
+        let implicit = match r.kind {
+            RefKind::ServiceAccount => r.name == "default" || r.name.is_empty(),
+            RefKind::ConfigMap => r.name == "kube-root-ca.crt",
             _ => false,
         };
-        if implicit || s.index.resolves(kind, ns, &name) {
-            continue;
+        if implicit || s.index.resolves(r.kind, ns, r.name) {
+            return;
         }
-        if reported.iter().any(|(k, n)| *k == kind && *n == name) {
-            continue;
+        if reported.iter().any(|(k, n)| *k == r.kind && n == r.name) {
+            return;
         }
         let where_ = ns.map_or_else(String::new, |n| format!(" in namespace `{n}`"));
         out.report(
             REFERENCES_RESOLVE,
             s.obj,
-            &ptr,
+            &(r.pointer)(),
             format!(
-                "{} `{name}` is not in the set{where_}; pods wait in ContainerCreating until something creates it",
-                kind.name()
+                "{} `{}` is not in the set{where_}; pods wait in ContainerCreating until something creates it",
+                r.kind.name(),
+                r.name
             ),
         );
-        reported.push((kind, name));
-    }
+        reported.push((r.kind, r.name.to_owned()));
+    });
 }
 
 #[cfg(test)]

@@ -88,6 +88,10 @@ pub(crate) fn service_selects_pods(s: &Subject<'_>, out: &mut Out<'_>) {
     {
         return;
     }
+    // An operator's custom resource nearby may run the pods; the set cannot see their labels.
+    if s.index.operator_pods_near(ns) {
+        return;
+    }
     let wanted: Vec<String> = selector
         .iter()
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
@@ -140,6 +144,22 @@ mod tests {
         );
         // Without a namespace it may land anywhere: no false alarm.
         assert!(run(&svc.replace(", namespace: shop", "")).is_empty());
+        let operator = "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: pg, namespace: shop}\nspec: {instances: 3}\n";
+        let cr_svc = svc.replace("{app: web}", "{cnpg.io/cluster: pg}");
+        let all = findings_with(
+            &PolicyConfig::default(),
+            &[("s.yaml", &cr_svc), ("c.yaml", operator)],
+        );
+        assert!(
+            !all.iter().any(|f| f.rule == SERVICE_SELECTS_PODS),
+            "{all:#?}"
+        );
+        let monitor = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m, namespace: shop}\nspec: {selector: {}, endpoints: []}\n";
+        let all = findings_with(
+            &PolicyConfig::default(),
+            &[("s.yaml", &cr_svc), ("m.yaml", monitor)],
+        );
+        assert!(all.iter().any(|f| f.rule == SERVICE_SELECTS_PODS));
         let headless = "apiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: shop}\nspec:\n  ports: [{port: 5432}]\n";
         assert!(run(headless).is_empty());
     }
