@@ -196,17 +196,13 @@ impl<'e> Out<'e> {
             return;
         }
         let severity = setting.forced.or(severity).unwrap_or(setting.default);
-        // `Object::finding` without its per-segment allocations: pointers built here never
-        // need RFC 6901 unescaping unless they carry a `~`.
-        let pos = if pointer.contains('~') {
-            obj.pos(pointer)
-        } else {
-            obj.positions
-                .locate_segments(pointer.split('/').skip(1))
-                .best()
+        // A field set by an environment override is reported at the override.
+        let (file, pos) = match obj.origin_of(pointer) {
+            Some(origin) => (&origin.file, origin.pos),
+            None => (&obj.provenance.file, obj.pos(pointer)),
         };
-        let mut finding = Finding::new(rule, severity, &obj.provenance.file, pos, message)
-            .with_object(obj.id.clone());
+        let mut finding =
+            Finding::new(rule, severity, file, pos, message).with_object(obj.id.clone());
         if !setting.help.is_empty() {
             finding.help = Some(setting.help.clone());
         }
