@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tally_validator::Severity;
 use tally_validator::gate::{self, GateOptions};
+use tally_validator::policy::{self, Catalog, PolicyConfig};
 use tally_validator::report::{self, Format, ReportOptions};
 use tally_validator::schema::{MissingSchema, SchemaOptions};
 
@@ -37,6 +38,23 @@ enum Command {
     /// Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 on usage or
     /// I/O errors.
     Validate(ValidateArgs),
+    /// List the policy rules (id, severity, title), or explain one.
+    Policies(PoliciesArgs),
+}
+
+#[derive(Args)]
+struct PoliciesArgs {
+    #[command(subcommand)]
+    command: Option<PoliciesCommand>,
+}
+
+#[derive(Subcommand)]
+enum PoliciesCommand {
+    /// Show one rule: why it matters, how to fix it, references, a violation and its fix.
+    Explain {
+        /// The rule id, as `tally policies` lists it.
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -78,6 +96,19 @@ struct ValidateArgs {
     /// Skip paths matching this glob (gitignore syntax; repeatable). `.tallyignore` files too.
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+
+    /// Policy configuration (`tally.yaml`). Default: `tally.yaml` in the current directory, else
+    /// the nearest one from the first path up to the repository root.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_config")]
+    config: Option<PathBuf>,
+
+    /// Read no policy configuration: every rule on, at its default severity.
+    #[arg(long)]
+    no_config: bool,
+
+    /// Check schemas only; run no policy.
+    #[arg(long)]
+    no_policies: bool,
 
     /// Colour in the human format.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
@@ -124,6 +155,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate(args),
+        Command::Policies(args) => policies(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -134,7 +166,38 @@ fn main() -> ExitCode {
     }
 }
 
+fn policies(args: PoliciesArgs) -> Result<u8, String> {
+    let catalog = Catalog::builtin();
+    let text = match args.command {
+        None => catalog.table(),
+        Some(PoliciesCommand::Explain { id }) => match catalog.explain(&id) {
+            Some(text) => text,
+            None => {
+                let hint = match catalog.suggest(&id) {
+                    Some(s) => format!("; did you mean `{s}`?"),
+                    None => "; `tally policies` lists them".to_owned(),
+                };
+                return Err(format!("unknown rule `{id}`{hint}"));
+            }
+        },
+    };
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("writing to stdout: {e}"))?;
+    Ok(EXIT_OK)
+}
+
 fn validate(args: ValidateArgs) -> Result<u8, String> {
+    let config_path = match (&args.config, args.no_config) {
+        (_, true) => None,
+        (Some(path), false) => Some(path.clone()),
+        (None, false) => policy::config::find(&args.paths),
+    };
+    let policy = match config_path {
+        Some(path) => PolicyConfig::load(&path).map_err(|e| e.to_string())?,
+        None => PolicyConfig::default(),
+    };
     let options = GateOptions {
         schema: SchemaOptions {
             kubernetes_version: args.kubernetes_version,
@@ -147,6 +210,8 @@ fn validate(args: ValidateArgs) -> Result<u8, String> {
         },
         crds: args.crd,
         excludes: args.exclude,
+        policy,
+        skip_policies: args.no_policies,
     };
     let report = gate::run(&args.paths, &options).map_err(|e| e.to_string())?;
 

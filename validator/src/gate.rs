@@ -1,5 +1,6 @@
 //! The gate's pipeline over plain manifests: discover, read and parse in parallel, learn CRDs,
-//! validate every object, and return the sorted findings.
+//! validate every object against its schema and the per-object policies in one parallel pass,
+//! run the policies that judge the whole set, and return the sorted findings.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use rayon::prelude::*;
 use crate::finding::{Finding, Severity, sort_findings};
 use crate::manifest::{FileObjects, objects_from};
 use crate::object::{Object, ObjectRef};
+use crate::policy::{PolicyConfig, PolicyEngine, SetIndex};
 use crate::schema::{SchemaError, SchemaOptions, SchemaRegistry};
 use crate::source::{self, Input, SourceError, SourceText};
 use crate::yaml;
@@ -23,6 +25,11 @@ pub struct GateOptions {
     pub crds: Vec<PathBuf>,
     /// Globs (gitignore syntax) of paths to skip.
     pub excludes: Vec<String>,
+    /// Policy settings and exemptions (the `policies:` section of `tally.yaml`), with any
+    /// problems found reading it.
+    pub policy: PolicyConfig,
+    /// Schemas only: no policy runs (`--no-policies`).
+    pub skip_policies: bool,
 }
 
 /// Errors that stop a run (exit status 2).
@@ -200,9 +207,57 @@ pub fn check_objects(registry: &SchemaRegistry, objects: &[Object]) -> Vec<Findi
         .collect()
 }
 
+/// Schema and policy findings for a set of objects judged as a whole (one run's inputs, or one
+/// rendered environment): schemas and per-object policies in one parallel pass, then the
+/// policies that look across the set.
+pub fn check_set(
+    registry: &SchemaRegistry,
+    objects: &[Object],
+    options: &GateOptions,
+) -> Vec<Finding> {
+    if options.skip_policies {
+        return check_objects(registry, objects);
+    }
+    let engine = PolicyEngine::new(&options.policy);
+    let index = engine.index(objects);
+    let mut findings = check_with_policies(registry, &engine, &index, objects);
+    findings.extend(engine.check_set(&index));
+    findings
+}
+
+/// Schema validation and per-object policies, in one parallel pass.
+fn check_with_policies(
+    registry: &SchemaRegistry,
+    engine: &PolicyEngine,
+    index: &SetIndex<'_>,
+    objects: &[Object],
+) -> Vec<Finding> {
+    objects
+        .par_iter()
+        .flat_map_iter(|o| {
+            let mut found = registry.validate(o);
+            found.extend(engine.check_object(o, index));
+            found
+        })
+        .collect()
+}
+
+/// Whether an input is the policy configuration file (read as configuration, not a manifest).
+fn is_config(input: &Input, config: Option<&std::path::Path>) -> bool {
+    let (Input::File(path), Some(config)) = (input, config) else {
+        return false;
+    };
+    path.file_name() == config.file_name()
+        && match (path.canonicalize(), config.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => path == config,
+        }
+}
+
 /// Runs the gate over paths (files, directories, `-` for stdin).
 pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateError> {
-    let inputs = source::discover(paths, &options.excludes)?;
+    let mut inputs = source::discover(paths, &options.excludes)?;
+    inputs.retain(|i| !is_config(i, options.policy.path.as_deref()));
     let mut loaded = load_inputs(&inputs)?;
     let mut registry = SchemaRegistry::new(options.schema.clone())?;
     if !options.crds.is_empty() {
@@ -217,7 +272,11 @@ pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateE
     }
     loaded.findings.extend(registry.add_crds(&loaded.objects));
     let mut findings = loaded.findings;
-    findings.extend(check_objects(&registry, &loaded.objects));
+    findings.extend(check_set(&registry, &loaded.objects, options));
+    findings.extend(options.policy.findings.iter().cloned());
+    if let (Some(file), Some(text)) = (&options.policy.file, &options.policy.text) {
+        loaded.sources.insert(Arc::clone(file), Arc::clone(text));
+    }
     sort_findings(&mut findings);
     Ok(GateReport {
         findings,

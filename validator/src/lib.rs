@@ -15,6 +15,7 @@ pub mod finding;
 pub mod gate;
 pub mod manifest;
 pub mod object;
+pub mod policy;
 pub mod position;
 pub mod report;
 pub mod schema;

@@ -83,11 +83,7 @@ impl PosNode {
 
     /// Follows a JSON pointer (`/spec/containers/0/image`, RFC 6901 escapes) as far as it goes.
     pub fn locate(&self, pointer: &str) -> Located {
-        let segments = pointer
-            .split('/')
-            .skip(1)
-            .map(|s| unescape_segment(s).into_owned());
-        self.locate_segments(segments)
+        self.locate_segments(pointer.split('/').skip(1).map(unescape_segment))
     }
 
     /// Follows path segments (already unescaped) as far as they go.

@@ -1,0 +1,260 @@
+//! `unrendered-placeholder`: values that were meant to be replaced before anything was applied
+//! (`<ADD YOUR KEY HERE>`, `YOUR_PROJECT_ID`, `x.x.x.x`, `changeme`, a template's `<no value>`).
+//!
+//! Multi-line values (scripts, embedded config files) are not read: usage text such as
+//! `usage: run <NAME>` belongs there.
+
+use serde_json::Value;
+
+use crate::object::Object;
+use crate::policy::engine::Out;
+use crate::position::escape_segment;
+
+use super::{Subject, UNRENDERED_PLACEHOLDER};
+
+/// One step of the path from the object's root to a value, kept on the stack.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+struct Path<'p, 'a> {
+    seg: Seg<'a>,
+    parent: Option<&'p Path<'p, 'a>>,
+}
+
+fn pointer(path: Option<&Path<'_, '_>>) -> String {
+    let mut segs = Vec::new();
+    let mut p = path;
+    while let Some(node) = p {
+        segs.push(node.seg);
+        p = node.parent;
+    }
+    let mut out = String::new();
+    for seg in segs.iter().rev() {
+        out.push('/');
+        match seg {
+            Seg::Key(k) => out.push_str(&escape_segment(k)),
+            Seg::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
+}
+
+/// Every single-line string of the object that is a placeholder.
+pub(crate) fn unrendered_placeholder(s: &Subject<'_>, out: &mut Out<'_>) {
+    let obj = s.obj;
+    // CRDs carry prose (`description`) full of `<...>`; they configure nothing themselves.
+    if obj.id.kind == "CustomResourceDefinition" {
+        return;
+    }
+    walk(obj, &obj.value, None, out);
+}
+
+fn walk<'a>(obj: &Object, v: &'a Value, path: Option<&Path<'_, 'a>>, out: &mut Out<'_>) {
+    match v {
+        Value::String(s) => {
+            if let Some(what) = is_placeholder(s) {
+                out.report(
+                    UNRENDERED_PLACEHOLDER,
+                    obj,
+                    &pointer(path),
+                    format!(
+                        "`{s}` is {what}; replace it with the real value before this is applied"
+                    ),
+                );
+            }
+        }
+        Value::Object(map) => {
+            for (k, child) in map {
+                // Copies of the object itself, written by tools.
+                if k == "managedFields" || k == "kubectl.kubernetes.io/last-applied-configuration" {
+                    continue;
+                }
+                let node = Path {
+                    seg: Seg::Key(k),
+                    parent: path,
+                };
+                walk(obj, child, Some(&node), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                let node = Path {
+                    seg: Seg::Index(i),
+                    parent: path,
+                };
+                walk(obj, child, Some(&node), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What kind of placeholder a single-line value is, if it is one.
+///
+/// Runs on every string of every object, so it makes one pass over the bytes and looks closer
+/// only at word starts whose first letter could begin a placeholder.
+pub(crate) fn is_placeholder(s: &str) -> Option<&'static str> {
+    if s.len() < 3 {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut angle = false;
+    for i in 0..b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            return None;
+        }
+        angle |= c == b'<';
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        if !c.is_ascii() {
+            continue;
+        }
+        // An ASCII byte is always a character boundary.
+        let rest = &s[i..];
+        let found = match c | 0x20 {
+            b'c' | b'r' => [
+                "changeme",
+                "change-me",
+                "change_me",
+                "changethis",
+                "change-this",
+                "replaceme",
+                "replace-me",
+                "replace_me",
+            ]
+            .iter()
+            .any(|w| word_at(rest, w)),
+            // `YOUR_PROJECT`, `your-registry.example.com`: "your" plus a separator and more.
+            b'y' => {
+                let r = rest.as_bytes();
+                r.len() > 5
+                    && r[..4].eq_ignore_ascii_case(b"your")
+                    && matches!(r[4], b'_' | b'-')
+                    && r[5].is_ascii_alphanumeric()
+            }
+            b'x' => word_at(rest, "x.x.x.x"),
+            _ => false,
+        };
+        if found {
+            return Some(if c | 0x20 == b'x' {
+                "a placeholder address"
+            } else {
+                "a placeholder"
+            });
+        }
+    }
+    if angle {
+        if s.contains("<no value>") {
+            return Some("what a template prints for a missing value");
+        }
+        if angle_placeholder(s) {
+            return Some("a placeholder");
+        }
+    }
+    let t = s.trim();
+    if ["TODO", "FIXME", "TBD", "REPLACE_ME", "CHANGE_ME"].contains(&t) {
+        return Some("a placeholder");
+    }
+    None
+}
+
+/// Whether `text` starts with `word` (ASCII case-insensitively) followed by a word end.
+fn word_at(text: &str, word: &str) -> bool {
+    let (t, w) = (text.as_bytes(), word.as_bytes());
+    t.len() >= w.len()
+        && t[..w.len()].eq_ignore_ascii_case(w)
+        && t.get(w.len()).is_none_or(|c| !c.is_ascii_alphanumeric())
+}
+
+/// `<ADD KEY HERE>`, `<PROJECT_ID>`, `<your-domain>`: an all-caps name or a "your"/"here" phrase
+/// between angle brackets.
+fn angle_placeholder(s: &str) -> bool {
+    let mut rest = s;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else {
+            return false;
+        };
+        let inner = &after[..close];
+        let allowed = inner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'-' | b'.'));
+        let letters = inner.bytes().filter(u8::is_ascii_alphabetic).count();
+        if allowed && letters >= 3 && inner.len() <= 60 {
+            let upper = inner.bytes().all(|b| !b.is_ascii_lowercase());
+            let lower = inner.to_ascii_lowercase();
+            let phrase = ["your", "here", "insert", "replace", "add "]
+                .iter()
+                .any(|w| lower.contains(w));
+            if upper || phrase {
+                return true;
+            }
+        }
+        rest = &after[close..];
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::testing::at;
+
+    #[test]
+    fn placeholders() {
+        for yes in [
+            "<ADD YOUR API KEY HERE>",
+            "https://<PROJECT_ID>.example.com",
+            "<your-domain>",
+            "YOUR_PROJECT_ID",
+            "your-registry.example.com/app:1.0",
+            "x.x.x.x",
+            "http://X.X.X.X:8080",
+            "changeme",
+            "postgres://app:CHANGEME@db/app",
+            "TODO",
+            "<no value>",
+        ] {
+            assert!(is_placeholder(yes).is_some(), "{yes}");
+        }
+        for no in [
+            "<none>",
+            "a <b> c",
+            "yourself",
+            "box.x.y",
+            "nginx:1.27",
+            "exchange-metrics",
+            "TODO: later",
+            "10.0.0.1",
+            "-Xmx512m",
+            "ünïcödé ÿour-ẋ.x.x.x ČhangeMe",
+            "日本語のテキスト",
+        ] {
+            assert!(is_placeholder(no).is_none(), "{no}");
+        }
+    }
+
+    #[test]
+    fn findings_at_the_value_and_not_in_block_text() {
+        let cm = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+  annotations:
+    example.com/owner: <TEAM-NAME>
+data:
+  api_url: https://api.example.com
+  region: YOUR_REGION
+  list: [a, x.x.x.x]
+  script: |
+    echo usage: run <NAME>
+";
+        assert_eq!(at(UNRENDERED_PLACEHOLDER, cm), [(7, 5), (10, 3), (11, 13)]);
+    }
+}
