@@ -19,7 +19,6 @@ Nothing here asserts a time: it measures and prints. Standard library only.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,49 +29,47 @@ OUT = os.path.join(HERE, "out")
 VENV = os.path.join(OUT, "venv")
 K8S_VERSION = "1.37"
 
-# Concepts both tally and Checkov check, by Checkov check id -> tally rule id.
-CHECKOV_TO_TALLY = {
-    "CKV_K8S_16": "privileged-container",
-    "CKV_K8S_20": "privilege-escalation",
-    "CKV_K8S_17": "host-namespaces",
-    "CKV_K8S_18": "host-namespaces",
-    "CKV_K8S_19": "host-namespaces",
-    "CKV_K8S_22": "read-only-root-fs",
-    "CKV_K8S_8": "liveness-probe",
-    "CKV_K8S_9": "readiness-probe",
-    "CKV_K8S_14": "no-latest-tag",
-    "CKV_K8S_35": "secret-as-volume",
-    "CKV_K8S_38": "automount-service-account-token",
-    "CKV_K8S_21": "no-default-namespace",
-    "CKV_K8S_27": "docker-socket",
-    "CKV_K8S_31": "seccomp-profile",
-}
+
+
+def checkov_equivalents():
+    """Checkov check id -> tally rule id, read from the catalog's `equivalents` entries."""
+    import re
+    mapping, rule = {}, None
+    with open(os.path.join(ROOT, "policies", "catalog.yaml")) as f:
+        for line in f:
+            m = re.match(r"^\s*- id: ([a-z0-9-]+)\s*$", line)
+            if m:
+                rule = m.group(1)
+                continue
+            m = re.match(r"^\s*- Checkov (.*)$", line)
+            if m and rule:
+                for check in re.findall(r"CKV_K8S_\d+", m.group(1)):
+                    mapping[check] = rule
+    return mapping
+
+
+CHECKOV_TO_TALLY = checkov_equivalents()
 
 
 def run_timed(cmd, runs, env=None):
-    """Runs cmd `runs` times; returns (best wall seconds, last exit code, last stdout)."""
-    best, code, out = None, None, b""
+    """Runs cmd `runs` times under GNU time; returns (best wall seconds, peak RSS MiB, last
+    exit code, last stdout)."""
+    gnu_time = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+    best, peak, code, out = None, float("nan"), None, b""
     for _ in range(runs):
+        wrapped = [gnu_time, "-f", "%M", *cmd] if gnu_time else cmd
         start = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.run(wrapped, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         wall = time.perf_counter() - start
         code, out = proc.returncode, proc.stdout
         best = wall if best is None else min(best, wall)
-    return best, code, out
-
-
-def peak_rss(cmd, env=None):
-    """Peak RSS (MiB) of one run of cmd, measured with GNU time when available."""
-    gnu_time = shutil.which("time") or "/usr/bin/time"
-    if not os.path.exists(gnu_time):
-        return float("nan")
-    proc = subprocess.run([gnu_time, "-f", "%M", *cmd], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, env=env)
-    last = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
-    try:
-        return int(last[0]) / 1024.0
-    except (IndexError, ValueError):
-        return float("nan")
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        try:
+            rss = int(tail[0]) / 1024.0
+            peak = rss if peak != peak else max(peak, rss)
+        except (IndexError, ValueError):
+            pass
+    return best, peak, code, out
 
 
 def ensure_venv(packages):
@@ -148,10 +145,10 @@ def main():
     base = [tally, "validate", corpus, "--format", "json", "--fail-on", "never",
             "--kubernetes-version", K8S_VERSION]
     schema_only = base + ["--no-policies"]
-    t_schema, _, _ = run_timed(schema_only, args.runs)
-    rows.append(("tally validate (schemas only)", t_schema, peak_rss(schema_only)))
-    t_full, _, tally_out = run_timed(base, args.runs)
-    rows.append(("tally validate (schemas + policies)", t_full, peak_rss(base)))
+    t_schema, mem, _, _ = run_timed(schema_only, args.runs)
+    rows.append(("tally validate (schemas only)", t_schema, mem))
+    t_full, mem, _, tally_out = run_timed(base, args.runs)
+    rows.append(("tally validate (schemas + policies)", t_full, mem))
 
     checkov_counts = None
     if not args.no_peers:
@@ -159,15 +156,15 @@ def main():
         kv = os.path.join(VENV, "bin", "kubernetes-validate")
         if os.path.exists(kv):
             cmd = [kv, "--strict", "--quiet", "-k", K8S_VERSION + ".0", *files]
-            t, _, _ = run_timed(cmd, 1)
-            rows.append(("kubernetes-validate --strict", t, peak_rss(cmd)))
+            t, mem, _, _ = run_timed(cmd, 1)
+            rows.append(("kubernetes-validate --strict", t, mem))
         ck = os.path.join(VENV, "bin", "checkov")
         if os.path.exists(ck):
             cmd = [ck, "--framework", "kubernetes", "-d", corpus, "--quiet", "--compact",
                    "-o", "json", "--skip-download"]
             env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
-            t, _, out = run_timed(cmd, 1, env)
-            rows.append(("checkov --framework kubernetes", t, peak_rss(cmd, env)))
+            t, mem, _, out = run_timed(cmd, 1, env)
+            rows.append(("checkov --framework kubernetes", t, mem))
             checkov_counts = count_checkov(out)
 
     print()
