@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tally_layout::{emit, init, load, render, validate as layout_validate};
 use tally_validator::Severity;
-use tally_validator::gate::{self, GateOptions};
+use tally_validator::gate::{self, GateOptions, GateReport};
 use tally_validator::policy::{self, Catalog, PolicyConfig};
 use tally_validator::report::{self, Format, ReportOptions};
 use tally_validator::schema::{MissingSchema, SchemaOptions};
@@ -33,11 +34,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check manifests against Kubernetes schemas; report findings at their lines.
+    /// Check manifests (or every environment of a tally repo) against Kubernetes schemas and
+    /// policies; report findings at their lines.
+    ///
+    /// A path holding a `tally.yaml` of kind Repo is a repo: each environment is rendered and
+    /// judged as one set. Any other path is plain manifests.
     ///
     /// Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 on usage or
     /// I/O errors.
     Validate(ValidateArgs),
+    /// Print an environment's complete desired state, as the engine would apply it.
+    ///
+    /// Exit status: 0 rendered, 1 the repo has errors (the objects are printed all the same), 2
+    /// usage or I/O errors.
+    Render(RenderArgs),
+    /// Write a working repo (two environments, two tenants, three apps) to start from.
+    Init(InitArgs),
     /// List the policy rules (id, severity, title), or explain one.
     Policies(PoliciesArgs),
 }
@@ -55,6 +67,34 @@ enum PoliciesCommand {
         /// The rule id, as `tally policies` lists it.
         id: String,
     },
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// The environment to render.
+    #[arg(long, short = 'e')]
+    env: String,
+
+    /// The repo's root.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = RenderFormat::Yaml)]
+    format: RenderFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RenderFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Where to write the repo (created; must be empty).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -110,6 +150,10 @@ struct ValidateArgs {
     #[arg(long)]
     no_policies: bool,
 
+    /// In a repo, validate only this environment (default: all of them).
+    #[arg(long, short = 'e')]
+    env: Option<String>,
+
     /// Colour in the human format.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
@@ -155,6 +199,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate(args),
+        Command::Render(args) => render_environment(args),
+        Command::Init(args) => init_repo(args),
         Command::Policies(args) => policies(args),
     };
     match result {
@@ -189,10 +235,18 @@ fn policies(args: PoliciesArgs) -> Result<u8, String> {
 }
 
 fn validate(args: ValidateArgs) -> Result<u8, String> {
-    let config_path = match (&args.config, args.no_config) {
-        (_, true) => None,
-        (Some(path), false) => Some(path.clone()),
-        (None, false) => policy::config::find(&args.paths),
+    let repo_root = match args.paths.as_slice() {
+        [one] if load::is_repo(one) => Some(one.clone()),
+        _ => None,
+    };
+    if args.env.is_some() && repo_root.is_none() {
+        return Err("--env needs a tally repo (a directory with a tally.yaml of kind Repo)".into());
+    }
+    let config_path = match (&args.config, args.no_config, &repo_root) {
+        (_, true, _) => None,
+        (Some(path), false, _) => Some(path.clone()),
+        (None, false, Some(root)) => Some(root.join(load::REPO_FILE)),
+        (None, false, None) => policy::config::find(&args.paths),
     };
     let policy = match config_path {
         Some(path) => PolicyConfig::load(&path).map_err(|e| e.to_string())?,
@@ -200,21 +254,38 @@ fn validate(args: ValidateArgs) -> Result<u8, String> {
     };
     let options = GateOptions {
         schema: SchemaOptions {
-            kubernetes_version: args.kubernetes_version,
-            locations: args.schema_location,
+            kubernetes_version: args.kubernetes_version.clone(),
+            locations: args.schema_location.clone(),
             missing_schema: match args.missing_schema {
                 MissingSchemaArg::Error => MissingSchema::Error,
                 MissingSchemaArg::Warn => MissingSchema::Warn,
                 MissingSchemaArg::Ignore => MissingSchema::Ignore,
             },
         },
-        crds: args.crd,
-        excludes: args.exclude,
+        crds: args.crd.clone(),
+        excludes: args.exclude.clone(),
         policy,
         skip_policies: args.no_policies,
     };
-    let report = gate::run(&args.paths, &options).map_err(|e| e.to_string())?;
+    let report = match &repo_root {
+        Some(root) => layout_validate::validate_repo(root, &options, args.env.as_deref())
+            .map_err(|e| e.to_string())?,
+        None => gate::run(&args.paths, &options).map_err(|e| e.to_string())?,
+    };
+    write_reports(&report, &args)?;
+    let fail_on = match args.fail_on {
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Never => None,
+    };
+    Ok(match fail_on {
+        Some(level) if report.fails(level) => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    })
+}
 
+fn write_reports(report: &GateReport, args: &ValidateArgs) -> Result<(), String> {
     let stdout = io::stdout();
     let color = match args.color {
         ColorArg::Always => true,
@@ -229,7 +300,7 @@ fn validate(args: ValidateArgs) -> Result<u8, String> {
     }
     let mut out = BufWriter::new(stdout.lock());
     for format in formats {
-        report::write(format, &report, report_options, &mut out)
+        report::write(format, report, report_options, &mut out)
             .map_err(|e| format!("writing the report: {e}"))?;
     }
     out.flush()
@@ -237,19 +308,79 @@ fn validate(args: ValidateArgs) -> Result<u8, String> {
     for (format, path) in &args.output {
         let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut w = BufWriter::new(file);
-        report::write(*format, &report, ReportOptions { color: false }, &mut w)
+        report::write(*format, report, ReportOptions { color: false }, &mut w)
             .and_then(|()| w.flush())
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
 
-    let fail_on = match args.fail_on {
-        FailOn::Error => Some(Severity::Error),
-        FailOn::Warning => Some(Severity::Warning),
-        FailOn::Info => Some(Severity::Info),
-        FailOn::Never => None,
+    Ok(())
+}
+
+fn render_environment(args: RenderArgs) -> Result<u8, String> {
+    if !load::is_repo(&args.path) {
+        return Err(format!(
+            "{} is not a tally repo (no tally.yaml of kind Repo); `tally init` writes one",
+            args.path.display()
+        ));
+    }
+    let repo = load::load(&args.path).map_err(|e| e.to_string())?;
+    let mut problems = repo.findings.clone();
+    problems.extend(tally_layout::check::check(&repo));
+    let rendered = render::render(&repo, &args.env).map_err(|e| e.to_string())?;
+    problems.extend(rendered.findings.iter().cloned());
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written = match args.format {
+        RenderFormat::Yaml => rendered.objects.iter().try_for_each(|o| {
+            let origin = format!("{}:{}", o.provenance.file, o.positions.pos().line);
+            write!(out, "---\n# source: {origin}\n{}", emit::to_yaml(&o.value))
+        }),
+        RenderFormat::Json => {
+            let objects: Vec<_> = rendered
+                .objects
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "source": {"file": &*o.provenance.file, "line": o.positions.pos().line},
+                        "object": o.value,
+                    })
+                })
+                .collect();
+            let doc = serde_json::json!({"environment": args.env, "objects": objects});
+            serde_json::to_writer_pretty(&mut out, &doc)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out))
+        }
     };
-    Ok(match fail_on {
-        Some(level) if report.fails(level) => EXIT_FINDINGS,
-        _ => EXIT_OK,
+    match written.and_then(|()| out.flush()) {
+        // A closed pipe (`tally render | head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(EXIT_OK),
+        other => other.map_err(|e| format!("writing to stdout: {e}"))?,
+    }
+    let errors: Vec<_> = problems
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    for f in &errors {
+        eprintln!(
+            "{}:{}:{}: error[{}]: {}",
+            f.file, f.pos.line, f.pos.column, f.rule, f.message
+        );
+    }
+    Ok(if errors.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
     })
+}
+
+fn init_repo(args: InitArgs) -> Result<u8, String> {
+    let written = init::init(&args.dir).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {} files to {}; next: tally validate {} && tally render --env staging {}",
+        written.len(),
+        args.dir.display(),
+        args.dir.display(),
+        args.dir.display()
+    );
+    Ok(EXIT_OK)
 }

@@ -145,7 +145,11 @@ fn plain_safe(s: &str) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
-    if s.trim() != s || "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+    if s.trim() != s || ",[]{}#&*!|>'\"%@`".contains(first) || s.starts_with("---") {
+        return false;
+    }
+    // `-`, `?` and `:` start a plain scalar only when something other than a space follows.
+    if "-?:".contains(first) && !s[1..].starts_with(|c: char| !c.is_whitespace()) {
         return false;
     }
     if s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.chars().any(char::is_control) {
@@ -207,7 +211,7 @@ mod tests {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "x", "labels": {"a/b": "yes", "n": "0644", "e": ""}},
             "data": {"script": "#!/bin/sh\necho hi\n", "nochomp": "a\nb", "q": "a: b", "t": "x #y",
-                     "num": "1.5", "neg": "-1", "colon": "x:", "star": "*a", "sp": " lead"},
+                     "num": "1.5", "neg": "-1", "opt": "-Xmx1g", "dash": "- x", "doc": "---", "colon": "x:", "star": "*a", "sp": " lead"},
             "list": [{"name": "a", "v": [1, 2]}, [], {}, [["x"]], null, true, 3.5],
         });
         assert_eq!(round_trip(&v), v);

@@ -244,8 +244,9 @@ fn deployer_account(tenant: &str, ns: &str) -> Value {
     })
 }
 
-/// What the deployer may do in its namespace: manage the namespaced kinds apps ship, and nothing
-/// cluster-wide. Explicit lists, no wildcards, so the gate's own RBAC rules hold for it too.
+/// What the deployer may do in its namespace: manage the namespaced kinds apps ship, write (not
+/// read) Secrets, and nothing cluster-wide. Explicit lists, no wildcards, so the gate's own RBAC
+/// rules hold for it too.
 fn deployer_role(tenant: &str, ns: &str) -> Value {
     let verbs = json!([
         "get", "list", "watch", "create", "update", "patch", "delete"
@@ -255,8 +256,11 @@ fn deployer_role(tenant: &str, ns: &str) -> Value {
         "kind": "Role",
         "metadata": meta(tenant, ns, DEPLOYER),
         "rules": [
-            {"apiGroups": [""], "resources": ["configmaps", "secrets", "services", "serviceaccounts",
+            {"apiGroups": [""], "resources": ["configmaps", "services", "serviceaccounts",
                 "persistentvolumeclaims", "pods"], "verbs": verbs},
+            // Applying a Secret needs no read access: the engine reads live state as itself.
+            {"apiGroups": [""], "resources": ["secrets"],
+                "verbs": ["create", "update", "patch", "delete"]},
             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets",
                 "replicasets"], "verbs": verbs},
             {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": verbs},

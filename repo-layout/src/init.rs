@@ -5,16 +5,46 @@ use std::path::{Path, PathBuf};
 /// Every file of the starter repo, as shipped in `examples/`.
 const FILES: &[(&str, &str)] = &[
     ("tally.yaml", include_str!("../../examples/tally.yaml")),
-    ("apps/api/app.yaml", include_str!("../../examples/apps/api/app.yaml")),
-    ("apps/api/manifests/api.yaml", include_str!("../../examples/apps/api/manifests/api.yaml")),
-    ("apps/ledger/app.yaml", include_str!("../../examples/apps/ledger/app.yaml")),
-    ("apps/ledger/manifests/ledger.yaml", include_str!("../../examples/apps/ledger/manifests/ledger.yaml")),
-    ("apps/web/app.yaml", include_str!("../../examples/apps/web/app.yaml")),
-    ("apps/web/manifests/web.yaml", include_str!("../../examples/apps/web/manifests/web.yaml")),
-    ("environments/production/environment.yaml", include_str!("../../examples/environments/production/environment.yaml")),
-    ("environments/staging/environment.yaml", include_str!("../../examples/environments/staging/environment.yaml")),
-    ("tenants/payments/tenant.yaml", include_str!("../../examples/tenants/payments/tenant.yaml")),
-    ("tenants/storefront/tenant.yaml", include_str!("../../examples/tenants/storefront/tenant.yaml")),
+    (
+        "apps/api/app.yaml",
+        include_str!("../../examples/apps/api/app.yaml"),
+    ),
+    (
+        "apps/api/manifests/api.yaml",
+        include_str!("../../examples/apps/api/manifests/api.yaml"),
+    ),
+    (
+        "apps/ledger/app.yaml",
+        include_str!("../../examples/apps/ledger/app.yaml"),
+    ),
+    (
+        "apps/ledger/manifests/ledger.yaml",
+        include_str!("../../examples/apps/ledger/manifests/ledger.yaml"),
+    ),
+    (
+        "apps/web/app.yaml",
+        include_str!("../../examples/apps/web/app.yaml"),
+    ),
+    (
+        "apps/web/manifests/web.yaml",
+        include_str!("../../examples/apps/web/manifests/web.yaml"),
+    ),
+    (
+        "environments/production/environment.yaml",
+        include_str!("../../examples/environments/production/environment.yaml"),
+    ),
+    (
+        "environments/staging/environment.yaml",
+        include_str!("../../examples/environments/staging/environment.yaml"),
+    ),
+    (
+        "tenants/payments/tenant.yaml",
+        include_str!("../../examples/tenants/payments/tenant.yaml"),
+    ),
+    (
+        "tenants/storefront/tenant.yaml",
+        include_str!("../../examples/tenants/storefront/tenant.yaml"),
+    ),
 ];
 
 /// Errors writing the starter repo.
@@ -71,5 +101,37 @@ mod tests {
         assert!(dir.join("tally.yaml").is_file());
         assert!(matches!(init(&dir), Err(InitError::NotEmpty(_))));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ships_every_file_of_the_example_repo() {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                if rel == "broken" || rel == "compliant" {
+                    continue;
+                }
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else if rel.ends_with(".yaml") {
+                    out.push(rel);
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut on_disk = Vec::new();
+        walk(&root, &root, &mut on_disk);
+        on_disk.sort();
+        let mut shipped: Vec<String> = FILES.iter().map(|(p, _)| (*p).to_owned()).collect();
+        shipped.sort();
+        assert_eq!(shipped, on_disk, "update FILES in repo-layout/src/init.rs");
     }
 }

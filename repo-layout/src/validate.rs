@@ -75,9 +75,13 @@ pub fn judge(
     let mut schema = options.schema.clone();
     if schema.kubernetes_version.is_none() {
         let env = repo.environments.get(&rendered.environment);
-        schema.kubernetes_version = env
-            .and_then(|e| e.spec.kubernetes_version.clone())
-            .or_else(|| repo.repo.as_ref().and_then(|r| r.spec.kubernetes_version.clone()));
+        schema.kubernetes_version =
+            env.and_then(|e| e.spec.kubernetes_version.clone())
+                .or_else(|| {
+                    repo.repo
+                        .as_ref()
+                        .and_then(|r| r.spec.kubernetes_version.clone())
+                });
     }
     let mut registry = SchemaRegistry::new(schema).map_err(gate::GateError::from)?;
     let mut findings = rendered.findings.clone();

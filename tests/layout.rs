@@ -1,0 +1,253 @@
+//! End-to-end tests of tally repos: `tally validate` on a repo root, `tally render`, `tally init`,
+//! and the documented broken examples.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn tally(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap_or_else(|e| panic!("running tally: {e}"))
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// (rule, file, line, column) of every finding, sorted.
+fn findings(report: &Value) -> Vec<(String, String, u64, u64)> {
+    let mut v: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings array"))
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or("").to_owned(),
+                f["file"].as_str().unwrap_or("").to_owned(),
+                f["line"].as_u64().unwrap_or(0),
+                f["column"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tally-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn the_example_repo_passes_with_no_finding_at_all() {
+    let out = tally(&[
+        "validate",
+        "examples",
+        "--format",
+        "json",
+        "--fail-on",
+        "info",
+    ]);
+    let report = json(&out);
+    assert_eq!(findings(&report), []);
+    assert_eq!(out.status.code(), Some(0));
+    // Two environments, each with the tenants' guardrails and three apps.
+    assert_eq!(report["summary"]["objects"], 80);
+}
+
+#[test]
+fn the_broken_repo_is_reported_at_the_lines_that_say_it() {
+    let out = tally(&["validate", "examples/broken/repo", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let base = "examples/broken/repo";
+    let expected: Vec<(String, String, u64, u64)> = [
+        ("cluster-admin-binding", "apps/b/manifests/b.yaml", 9, 3),
+        ("layout-dependency-cycle", "apps/b/app.yaml", 11, 7),
+        ("layout-namespace-not-owned", "apps/a/app.yaml", 7, 3),
+        (
+            "layout-unknown-app",
+            "environments/dev/environment.yaml",
+            14,
+            7,
+        ),
+        (
+            "layout-unknown-tenant",
+            "environments/dev/environment.yaml",
+            8,
+            7,
+        ),
+        ("no-latest-tag", "environments/dev/environment.yaml", 13, 9),
+        ("tenant-cluster-admin", "apps/b/manifests/b.yaml", 9, 3),
+        ("tenant-cluster-scoped", "apps/b/manifests/b.yaml", 3, 1),
+        ("tenant-id-range", "apps/b/manifests/b.yaml", 34, 9),
+        ("tenant-namespace", "apps/a/manifests/config.yaml", 4, 3),
+    ]
+    .into_iter()
+    .map(|(r, f, l, c)| (r.to_owned(), format!("{base}/{f}"), l, c))
+    .collect();
+    let mut expected = expected;
+    expected.sort();
+    let got: Vec<_> = findings(&json(&out))
+        .into_iter()
+        .filter(|f| f.0 != "namespace-has-quota" && f.0 != "namespace-default-deny")
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn one_environment_can_be_validated_alone() {
+    let out = tally(&[
+        "validate", "examples", "--env", "staging", "--format", "json",
+    ]);
+    assert_eq!(json(&out)["summary"]["objects"], 40);
+    let out = tally(&["validate", "tests/fixtures/discovery", "--env", "staging"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn render_prints_the_desired_state_with_overrides_labels_and_ids() {
+    let out = tally(&["render", "--env", "staging", "examples", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    let objects = doc["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("objects"));
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["object"]["kind"] == kind && o["object"]["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    // Guardrails come first and point at the tenant file.
+    assert_eq!(objects[0]["object"]["kind"], "Namespace");
+    let deny = find("NetworkPolicy", "default-deny");
+    assert_eq!(
+        deny["source"]["file"],
+        "examples/tenants/storefront/tenant.yaml"
+    );
+    // The environment's overrides are applied; ids come from the tenant's range.
+    let web = &find("Deployment", "web")["object"];
+    let pod = &web["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "registry.example.com/shop/web:1.5.0-rc.1"
+    );
+    assert_eq!(web["spec"]["replicas"], 2);
+    assert_eq!(pod["securityContext"]["runAsUser"], 10000);
+    assert_eq!(web["metadata"]["namespace"], "shop");
+    let labels = &web["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "tally");
+    assert_eq!(labels["tally.dev/environment"], "staging");
+    assert_eq!(labels["tally.dev/app"], "web");
+    assert_eq!(labels["tally.dev/tenant"], "storefront");
+    let ledger_cm = &find("ConfigMap", "ledger-settings")["object"];
+    assert_eq!(ledger_cm["metadata"]["labels"]["tier"], "staging");
+    // Apps come in dependsOn order: api before web.
+    let position = |name: &str| {
+        objects.iter().position(|o| {
+            o["object"]["kind"] == "Deployment" && o["object"]["metadata"]["name"] == name
+        })
+    };
+    assert!(position("api") < position("web"));
+
+    let yaml = tally(&["render", "--env", "production", "examples"]);
+    let text = String::from_utf8_lossy(&yaml.stdout);
+    assert!(
+        text.starts_with("---\n# source: examples/tenants/storefront/tenant.yaml:"),
+        "{text}"
+    );
+    assert!(text.contains("JAVA_OPTS: -Xmx1536m"), "{text}");
+}
+
+#[test]
+fn render_of_an_unknown_environment_fails_clearly() {
+    let out = tally(&["render", "--env", "qa", "examples"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no environment `qa` (known: production, staging)"),
+        "{err}"
+    );
+    let out = tally(&["render", "--env", "qa", "tests"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn init_writes_a_repo_that_passes_the_gate() {
+    let dir = temp_dir("init");
+    let d = dir.to_string_lossy().into_owned();
+    let out = tally(&["init", &d]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tally(&["validate", &d, "--format", "json", "--fail-on", "info"]);
+    assert_eq!(findings(&json(&out)), []);
+    assert_eq!(out.status.code(), Some(0));
+    // A second init refuses to overwrite.
+    assert_eq!(tally(&["init", &d]).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn layout_files_are_checked_against_their_schemas_at_the_line() {
+    let dir = temp_dir("layout-schema");
+    let d = dir.to_string_lossy().into_owned();
+    assert_eq!(tally(&["init", &d]).status.code(), Some(0));
+    let tenant = Path::new(&d).join("tenants/payments/tenant.yaml");
+    let text = std::fs::read_to_string(&tenant).unwrap_or_default();
+    let text = text.replace("  namespaces:\n", "  namespace: wrong\n  namespaces:\n");
+    std::fs::write(&tenant, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = tally(&["validate", &d, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let got = findings(&json(&out));
+    let file = tenant.to_string_lossy().into_owned();
+    assert!(
+        got.contains(&("schema-unknown-field".to_owned(), file, 7, 3)),
+        "{got:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn broken_manifests_each_show_their_finding() {
+    let out = tally(&["validate", "examples/broken/manifests", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let got = findings(&json(&out));
+    let dir = "examples/broken/manifests";
+    for (rule, file, line, column) in [
+        ("yaml-syntax", "yaml-syntax.yaml", 8, 24),
+        ("yaml-duplicate-key", "yaml-duplicate-key.yaml", 9, 3),
+        ("yaml-ambiguous-bool", "yaml-1.1-traps.yaml", 9, 12),
+        ("yaml-ambiguous-number", "yaml-1.1-traps.yaml", 10, 10),
+        ("template-leftover", "template-leftover.yaml", 8, 10),
+        ("schema-unknown-field", "schema-unknown-field.yaml", 8, 3),
+        ("schema-invalid", "schema-wrong-type.yaml", 9, 13),
+        ("api-removed", "api-removed.yaml", 2, 1),
+        ("no-bare-pod", "bare-pod.yaml", 3, 1),
+        ("secret-as-volume", "secret-in-env.yaml", 23, 17),
+        ("privileged-container", "privileged.yaml", 20, 13),
+    ] {
+        let want = (rule.to_owned(), format!("{dir}/{file}"), line, column);
+        assert!(got.contains(&want), "missing {want:?} in {got:#?}");
+    }
+}
