@@ -5,8 +5,9 @@
 
 Writes OUT_DIR/<team>/<app>/<n>.yaml: realistic objects of many kinds (workloads with full pod
 specs, Services, ConfigMaps, RBAC, NetworkPolicies, quotas, HPAs, PDBs, Ingresses...), one to
-several documents a file, in both .yaml and .yml. About 2% of objects carry a deliberate mistake
-(an unknown field, a wrong type) so the error paths are exercised too. Deterministic for a seed.
+several documents a file, in both .yaml and .yml. About 2% of workloads carry a schema mistake (an unknown
+field, a wrong type) and about 10% a best-practice violation (`:latest`, privileged, a Secret in
+an env var, hostNetwork, no readiness probe), so findings can be compared between tools. Deterministic for a seed.
 Standard library only.
 """
 
@@ -19,25 +20,39 @@ IMAGES = ["nginx:1.27.3", "ghcr.io/acme/api:2.4.1", "redis:7.4.1", "ghcr.io/acme
 
 def pod_spec(rng, name, broken):
     port = rng.choice([8080, 8443, 9090, 3000])
+    # A few best-practice violations, so policy findings can be compared between tools.
+    roll = rng.random()
+    image = rng.choice(IMAGES)
+    if roll < 0.03:
+        image = image.split(":")[0] + ":latest"
+    privileged = "\n            privileged: true" if 0.03 <= roll < 0.05 else ""
+    secret_env = ("""
+            - name: DB_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: db
+                  key: password""" if 0.05 <= roll < 0.07 else "")
+    host_network = "      hostNetwork: true\n" if 0.07 <= roll < 0.08 else ""
+    readiness = "" if 0.08 <= roll < 0.10 else """
+          readinessProbe:
+            httpGet:
+              path: /ready
+              port: http"""
     container = f"""      containers:
         - name: {name}
-          image: {rng.choice(IMAGES)}
+          image: {image}
           ports:
             - name: http
               containerPort: {port if not broken else '"' + str(port) + '"'}
           env:
             - name: LOG_LEVEL
-              value: info
+              value: info{secret_env}
           resources:
             requests:
               cpu: {rng.choice(['100m', '250m', '500m'])}
               memory: {rng.choice(['128Mi', '256Mi', '512Mi'])}
             limits:
-              memory: {rng.choice(['256Mi', '512Mi', '1Gi'])}
-          readinessProbe:
-            httpGet:
-              path: /ready
-              port: http
+              memory: {rng.choice(['256Mi', '512Mi', '1Gi'])}{readiness}
           livenessProbe:
             httpGet:
               path: /live
@@ -47,7 +62,7 @@ def pod_spec(rng, name, broken):
             readOnlyRootFilesystem: true
             runAsNonRoot: true
             capabilities:
-              drop: ["ALL"]
+              drop: ["ALL"]{privileged}
           volumeMounts:
             - name: config
               mountPath: /etc/{name}
@@ -56,7 +71,7 @@ def pod_spec(rng, name, broken):
           configMap:
             name: {name}-config
 """
-    return f"""      serviceAccountName: {name}
+    return f"""{host_network}      serviceAccountName: {name}
       automountServiceAccountToken: false
       securityContext:
         seccompProfile:
