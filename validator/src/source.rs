@@ -99,14 +99,27 @@ pub fn discover(paths: &[PathBuf], excludes: &[String]) -> Result<Vec<Input>, So
             continue;
         }
         let m = Arc::clone(&matcher);
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let root = path.clone();
         let walker = ignore::WalkBuilder::new(path)
             .standard_filters(false)
             .hidden(true)
             .parents(true)
+            .follow_links(true)
             .add_custom_ignore_filename(".tallyignore")
             .filter_entry(move |e| {
                 let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-                !m.matched_path_or_any_parents(e.path(), is_dir).is_ignore()
+                // Patterns are relative to the current directory; a path outside it is matched
+                // relative to its walk root (the matcher refuses absolute paths).
+                let p = e.path();
+                let rel = if p.has_root() {
+                    p.strip_prefix(&cwd)
+                        .or_else(|_| p.strip_prefix(&root))
+                        .unwrap_or(Path::new(""))
+                } else {
+                    p
+                };
+                rel.as_os_str().is_empty() || !m.matched_path_or_any_parents(rel, is_dir).is_ignore()
             })
             .build();
         for entry in walker {

@@ -150,12 +150,15 @@ fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize
     Parsed { loaded, error }
 }
 
+/// An anchored node: its value, positions, node count and depth (for alias limits).
+type Anchored = (Value, PosNode, usize, usize);
+
 struct Builder<'a, 'f> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     text: &'a str,
     file: &'f Arc<str>,
     line_offset: u32,
-    anchors: HashMap<usize, (Value, PosNode, usize)>,
+    anchors: HashMap<usize, Anchored>,
     alias_nodes: usize,
     findings: Vec<Finding>,
 }
@@ -221,10 +224,14 @@ impl<'a> Builder<'a, '_> {
                 Ok((value, node))
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some((value, node, count)) => {
+                Some((value, node, count, anchor_depth)) => {
                     self.alias_nodes += count;
                     if self.alias_nodes > MAX_ALIAS_NODES {
                         return Err(LoadError::AliasBomb(pos));
+                    }
+                    // Aliases nest their anchor's depth: keep later stages' recursion bounded.
+                    if depth + anchor_depth > MAX_DEPTH {
+                        return Err(LoadError::TooDeep(pos));
                     }
                     Ok((value.clone(), node.clone()))
                 }
@@ -329,8 +336,9 @@ impl<'a> Builder<'a, '_> {
 
     fn remember(&mut self, anchor: usize, value: &Value, node: &PosNode) {
         if anchor > 0 {
+            let (count, depth) = measure(value);
             self.anchors
-                .insert(anchor, (value.clone(), node.clone(), count_nodes(value)));
+                .insert(anchor, (value.clone(), node.clone(), count, depth));
         }
     }
 
@@ -405,12 +413,17 @@ impl<'a> Builder<'a, '_> {
     }
 }
 
-fn count_nodes(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
-        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
-        _ => 1,
-    }
+/// A value's node count and depth.
+fn measure(v: &Value) -> (usize, usize) {
+    let children: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Array(a) => Box::new(a.iter()),
+        Value::Object(m) => Box::new(m.values()),
+        _ => return (1, 1),
+    };
+    children.fold((1, 1), |(count, depth), child| {
+        let (c, d) = measure(child);
+        (count + c, depth.max(d + 1))
+    })
 }
 
 /// How a plain scalar reads under the YAML 1.2 core schema.
@@ -641,8 +654,28 @@ fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadErro
     } else {
         pos
     };
-    let upto = pos.line.saturating_sub(line_offset) as usize;
-    for (i, line) in chunk.lines().enumerate().take(upto.max(1)) {
+    // Only the failing line and the one before it can explain the failure: a tab or template
+    // further up is someone else's business (a block scalar may hold tabs, data may hold `{{`).
+    let upto = pos.line.saturating_sub(line_offset).max(1) as usize;
+    let from = upto.saturating_sub(2);
+    // A chart's own actions (`{{- if .Values.x }}`) anywhere before the failure explain it.
+    for (i, line) in chunk.lines().enumerate().take(upto) {
+        if let Some(col) = helm_action(line) {
+            let column = line[..col].chars().count() as u32 + 1;
+            return Finding::new(
+                rules::TEMPLATE_LEFTOVER,
+                Severity::Error,
+                file,
+                Pos::new(i as u32 + 1 + line_offset, column),
+                format!(
+                    "template syntax `{}` in a file that is not a template; render it first (helm template, kustomize build)",
+                    snippet_at(line, col)
+                ),
+            )
+            .with_help(format!("the YAML parser failed at line {}: {info}", pos.line));
+        }
+    }
+    for (i, line) in chunk.lines().enumerate().take(upto).skip(from) {
         let line_no = i as u32 + 1 + line_offset;
         let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
         if let Some(col) = line[..indent].find('\t') {
@@ -779,6 +812,25 @@ mod tests {
             l.documents[1].positions.locate("/d").key,
             Some(Pos::new(6, 1))
         );
+    }
+
+    #[test]
+    fn earlier_tabs_and_runtime_templates_do_not_hijack_a_later_error() {
+        let text = "a: |\n  x\n  \ty\nb: \"{{ $labels.x }}\"\nc:\nd: [1\n";
+        let l = load_str(text);
+        assert_eq!(all_findings(&l), vec![(rules::SYNTAX, 6, 6)]);
+    }
+
+    #[test]
+    fn alias_depth_is_bounded() {
+        let mut s = String::from("a0: &a0 [1]\n");
+        for i in 1..40 {
+            let p = i - 1;
+            s.push_str(&format!("a{i}: &a{i} [[[[[[[[*a{p}]]]]]]]]\n"));
+        }
+        let l = load_str(&s);
+        assert_eq!(l.findings[0].rule, rules::SYNTAX);
+        assert!(l.findings[0].message.contains("nesting deeper"), "{:?}", l.findings);
     }
 
     #[test]

@@ -547,12 +547,22 @@ fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .copied()
-        .find(|k| k.len() >= 3 && word.len() >= 3 && word[..3].eq_ignore_ascii_case(&k[..3]))
+        .find(|k| match (word.get(..3), k.get(..3)) {
+            (Some(w), Some(k)) => w.eq_ignore_ascii_case(k),
+            _ => false,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_keys_with_wide_characters_do_not_panic() {
+        assert_eq!(closest("señal", &["severity"]), None);
+        assert_eq!(closest("ñ", &["severity"]), None);
+        assert_eq!(closest("sev", &["severity"]), Some("severity"));
+    }
 
     fn parse(text: &str) -> PolicyConfig {
         PolicyConfig::parse(&Arc::from("tally.yaml"), text, Some(PathBuf::from(".")))
