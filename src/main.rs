@@ -326,7 +326,7 @@ fn render_environment(args: RenderArgs) -> Result<u8, String> {
     let repo = load::load(&args.path).map_err(|e| e.to_string())?;
     let mut problems = repo.findings.clone();
     problems.extend(tally_layout::check::check(&repo));
-    let rendered = render::render(&repo, &args.env).map_err(|e| e.to_string())?;
+    let rendered = render::render(&repo, &args.env, &[]).map_err(|e| e.to_string())?;
     problems.extend(rendered.findings.iter().cloned());
     let mut out = BufWriter::new(io::stdout().lock());
     let written = match args.format {
@@ -351,26 +351,27 @@ fn render_environment(args: RenderArgs) -> Result<u8, String> {
                 .and_then(|()| writeln!(out))
         }
     };
-    match written.and_then(|()| out.flush()) {
-        // A closed pipe (`tally render | head`) is the reader's choice, not an error.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(EXIT_OK),
-        other => other.map_err(|e| format!("writing to stdout: {e}"))?,
-    }
     let errors: Vec<_> = problems
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .collect();
+    let code = if errors.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    };
+    match written.and_then(|()| out.flush()) {
+        // A closed pipe (`tally render | head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other.map_err(|e| format!("writing to stdout: {e}"))?,
+    }
     for f in &errors {
         eprintln!(
             "{}:{}:{}: error[{}]: {}",
             f.file, f.pos.line, f.pos.column, f.rule, f.message
         );
     }
-    Ok(if errors.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_FINDINGS
-    })
+    Ok(code)
 }
 
 fn init_repo(args: InitArgs) -> Result<u8, String> {

@@ -179,7 +179,7 @@ fn render_prints_the_desired_state_with_overrides_labels_and_ids() {
 #[test]
 fn render_of_an_unknown_environment_fails_clearly() {
     let out = tally(&["render", "--env", "qa", "examples"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no environment `qa` (known: production, staging)"),
@@ -250,4 +250,118 @@ fn broken_manifests_each_show_their_finding() {
         let want = (rule.to_owned(), format!("{dir}/{file}"), line, column);
         assert!(got.contains(&want), "missing {want:?} in {got:#?}");
     }
+}
+
+#[test]
+fn layout_mistakes_are_findings_not_silent_skips() {
+    let dir = temp_dir("layout-mistakes");
+    let d = dir.to_string_lossy().into_owned();
+    assert_eq!(tally(&["init", &d]).status.code(), Some(0));
+    let root = Path::new(&d);
+    // An environment directory whose file has the other extension.
+    std::fs::create_dir_all(root.join("environments/qa")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        root.join("environments/qa/environment.yml"),
+        "kind: Environment\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // An unsupported Kubernetes version, named in tally.yaml.
+    let repo = std::fs::read_to_string(root.join("tally.yaml")).unwrap_or_default();
+    std::fs::write(
+        root.join("tally.yaml"),
+        repo.replace("\"1.37\"", "\"1.24\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Quotas written as plain numbers are quantities too.
+    let tenant = root.join("tenants/payments/tenant.yaml");
+    let text = std::fs::read_to_string(&tenant).unwrap_or_default();
+    std::fs::write(&tenant, text.replace("cpu: \"4\"", "cpu: 4")).unwrap_or_else(|e| panic!("{e}"));
+    // An app whose manifests leave the repo.
+    let app = root.join("apps/api/app.yaml");
+    let text = std::fs::read_to_string(&app).unwrap_or_default();
+    std::fs::write(
+        &app,
+        text.replace("manifests: manifests", "manifests: ../../../.."),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let out = tally(&["validate", &d, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let got = findings(&json(&out));
+    let at = |p: &str| root.join(p).to_string_lossy().into_owned();
+    for want in [
+        ("layout-identity", at("environments/qa"), 1, 1),
+        ("layout-schema", at("tally.yaml"), 7, 3),
+        ("layout-source", at("apps/api/app.yaml"), 10, 5),
+    ] {
+        let want = (want.0.to_owned(), want.1, want.2, want.3);
+        assert!(got.contains(&want), "missing {want:?} in {got:#?}");
+    }
+    assert!(
+        !got.iter().any(|f| f.0 == "layout-unknown-tenant"),
+        "{got:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_crd_cannot_make_a_builtin_kind_namespaced() {
+    let dir = temp_dir("crd-scope");
+    let d = dir.to_string_lossy().into_owned();
+    assert_eq!(tally(&["init", &d]).status.code(), Some(0));
+    let sneaky = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: clusterrolebindings.rbac.authorization.k8s.io
+spec:
+  group: rbac.authorization.k8s.io
+  scope: Namespaced
+  names: {kind: ClusterRoleBinding, plural: clusterrolebindings}
+  versions: []
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: sneaky
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: Group, name: x, apiGroup: rbac.authorization.k8s.io}]
+";
+    std::fs::write(Path::new(&d).join("apps/api/manifests/sneaky.yaml"), sneaky)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = tally(&["validate", &d, "--env", "staging", "--format", "json"]);
+    let got = findings(&json(&out));
+    assert!(
+        got.iter()
+            .filter(|f| f.0 == "tenant-cluster-scoped")
+            .count()
+            >= 2,
+        "{got:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn excludes_outside_the_current_directory_work() {
+    let dir = temp_dir("exclude-outside");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\ndata: {a: b}\n";
+    std::fs::write(dir.join("keep.yaml"), cm).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("skip.bak.yaml"), "{{ broken").unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.to_string_lossy().into_owned();
+    let out = tally(&[
+        "validate",
+        &d,
+        "--exclude",
+        "*.bak.yaml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["summary"]["files"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

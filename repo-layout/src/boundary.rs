@@ -74,6 +74,10 @@ pub fn fill_ids(object: &mut Value, ids: &IdRanges) -> Vec<String> {
     let ctx = spec
         .entry("securityContext")
         .or_insert_with(|| Value::Object(Map::new()));
+    // `securityContext: ~` is the same as none.
+    if ctx.is_null() {
+        *ctx = Value::Object(Map::new());
+    }
     let Some(ctx) = ctx.as_object_mut() else {
         return Vec::new();
     };

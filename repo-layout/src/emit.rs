@@ -132,6 +132,7 @@ fn string(s: &str, level: usize) -> String {
 fn block_safe(s: &str) -> bool {
     let body = s.strip_suffix('\n').unwrap_or(s);
     !body.starts_with(' ')
+        && !body.starts_with('\n')
         && !body.ends_with('\n')
         && !body
             .split('\n')
@@ -211,7 +212,7 @@ mod tests {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "x", "labels": {"a/b": "yes", "n": "0644", "e": ""}},
             "data": {"script": "#!/bin/sh\necho hi\n", "nochomp": "a\nb", "q": "a: b", "t": "x #y",
-                     "num": "1.5", "neg": "-1", "opt": "-Xmx1g", "dash": "- x", "doc": "---", "colon": "x:", "star": "*a", "sp": " lead"},
+                     "num": "1.5", "neg": "-1", "opt": "-Xmx1g", "dash": "- x", "doc": "---", "colon": "x:", "star": "*a", "sp": " lead", "nl": "\n  x\ny"},
             "list": [{"name": "a", "v": [1, 2]}, [], {}, [["x"]], null, true, 3.5],
         });
         assert_eq!(round_trip(&v), v);

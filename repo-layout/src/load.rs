@@ -30,6 +30,14 @@ pub enum LayoutError {
     /// Reading the repo failed.
     #[error(transparent)]
     Gate(#[from] gate::GateError),
+    /// `--env` names an environment the repo does not have.
+    #[error("no environment `{name}` (known: {known})")]
+    UnknownEnvironment {
+        /// The name asked for.
+        name: String,
+        /// The environments there are.
+        known: String,
+    },
     /// A directory could not be listed.
     #[error("{path}: {source}")]
     Io {
@@ -75,15 +83,20 @@ pub struct Repo {
 /// Whether `path` is the root of a tally repo (it has a `tally.yaml` of kind Repo).
 pub fn is_repo(path: &Path) -> bool {
     let file = path.join(REPO_FILE);
-    match std::fs::read_to_string(&file) {
-        Ok(text) => text.lines().any(|l| l.trim() == "kind: Repo"),
-        Err(_) => false,
-    }
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return false;
+    };
+    let name: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
+    tally_validator::yaml::load(&name, &text)
+        .documents
+        .first()
+        .is_some_and(|d| d.value.get("kind").and_then(serde_json::Value::as_str) == Some("Repo"))
 }
 
 /// Loads the repo rooted at `root`.
 pub fn load(root: &Path) -> Result<Repo, LayoutError> {
     let mut inputs = vec![Input::File(root.join(REPO_FILE))];
+    let mut missing = Vec::new();
     for dir in ["environments", "tenants", "apps"] {
         let file = match dir {
             "environments" => "environment.yaml",
@@ -94,6 +107,25 @@ pub fn load(root: &Path) -> Result<Repo, LayoutError> {
             let path = sub.join(file);
             if path.is_file() {
                 inputs.push(Input::File(path));
+            } else {
+                // A directory here without its file is a mistake, never something to skip.
+                let name: Arc<str> = Arc::from(sub.to_string_lossy().as_ref());
+                let yml = sub.join(file.replace(".yaml", ".yml"));
+                let hint = if yml.is_file() {
+                    format!("; rename {} to {file}", yml.display())
+                } else {
+                    String::new()
+                };
+                missing.push(Finding::new(
+                    rules::IDENTITY,
+                    Severity::Error,
+                    &name,
+                    tally_validator::Pos::START,
+                    format!(
+                        "`{dir}/` holds `{}` without a `{file}`{hint}",
+                        sub.display()
+                    ),
+                ));
             }
         }
     }
@@ -104,7 +136,33 @@ pub fn load(root: &Path) -> Result<Repo, LayoutError> {
         sources: loaded.sources,
         ..Repo::default()
     };
+    repo.findings.extend(missing);
+    // Every layout file holds exactly one object: an empty one is reported, never skipped.
+    for input in &inputs[1..] {
+        let name = input.display_name();
+        let has_object = loaded.objects.iter().any(|o| *o.provenance.file == *name);
+        let has_finding = repo.findings.iter().any(|f| *f.file == *name);
+        if !has_object && !has_finding {
+            let file: Arc<str> = Arc::from(name.as_str());
+            repo.findings.push(Finding::new(
+                rules::IDENTITY,
+                Severity::Error,
+                &file,
+                tally_validator::Pos::START,
+                "this layout file is empty; it must hold one tally.dev/v1alpha1 object",
+            ));
+        }
+    }
     for object in loaded.objects {
+        if object.provenance.document > 0 {
+            repo.findings.push(object.finding(
+                rules::IDENTITY,
+                Severity::Error,
+                "",
+                "a layout file holds one object; this second document is not read",
+            ));
+            continue;
+        }
         let path = PathBuf::from(&*object.provenance.file);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let name = dir

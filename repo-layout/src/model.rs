@@ -5,7 +5,23 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// A Kubernetes quantity written as a string (`500m`, `8Gi`) or a plain number (`4`).
+fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a quantity, found {other}"
+        ))),
+    }
+}
+
+/// An optional quantity (see [`quantity`]).
+fn opt_quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    quantity(d).map(Some)
+}
 
 /// The API version of every layout file.
 pub const API_VERSION: &str = "tally.dev/v1alpha1";
@@ -125,10 +141,10 @@ pub struct TenantSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Quota {
     /// Total CPU requests (a quantity).
-    #[serde(default = "Quota::default_cpu")]
+    #[serde(default = "Quota::default_cpu", deserialize_with = "quantity")]
     pub cpu: String,
     /// Total memory requests and limits (a quantity).
-    #[serde(default = "Quota::default_memory")]
+    #[serde(default = "Quota::default_memory", deserialize_with = "quantity")]
     pub memory: String,
     /// Pods.
     #[serde(default)]
@@ -140,7 +156,7 @@ pub struct Quota {
     #[serde(default)]
     pub persistent_volume_claims: Option<u32>,
     /// Total storage requests (a quantity).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_quantity")]
     pub storage: Option<String>,
 }
 
@@ -207,10 +223,10 @@ impl Default for Limits {
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
     /// CPU quantity.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_quantity")]
     pub cpu: Option<String>,
     /// Memory quantity.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_quantity")]
     pub memory: Option<String>,
 }
 

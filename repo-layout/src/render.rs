@@ -28,8 +28,6 @@ use crate::overrides;
 pub mod rules {
     /// A kustomize or helm source whose binary is not on PATH, or that failed.
     pub const SOURCE: &str = "layout-source";
-    /// An environment that does not exist.
-    pub const UNKNOWN_ENVIRONMENT: &str = "layout-unknown-environment";
 }
 
 /// Labels tally puts on everything it renders.
@@ -54,23 +52,18 @@ pub struct Rendered {
     pub sources: Sources,
 }
 
-/// Renders environment `env` of `repo`.
-pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
+/// Renders environment `env` of `repo`. `excludes` (gitignore globs) skip manifest files.
+pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, LayoutError> {
     let mut out = Rendered {
         environment: env.to_owned(),
         ..Rendered::default()
     };
     let Some(environment) = repo.environments.get(env) else {
         let known: Vec<&str> = repo.environments.keys().map(String::as_str).collect();
-        let file: Arc<str> = Arc::from(repo.root.display().to_string());
-        out.findings.push(Finding::new(
-            rules::UNKNOWN_ENVIRONMENT,
-            Severity::Error,
-            &file,
-            Pos::START,
-            format!("no environment `{env}` (known: {})", known.join(", ")),
-        ));
-        return Ok(out);
+        return Err(LayoutError::UnknownEnvironment {
+            name: env.to_owned(),
+            known: known.join(", "),
+        });
     };
 
     for name in &environment.spec.tenants {
@@ -88,8 +81,8 @@ pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
         }
     }
 
-    let crd_scopes = HashMap::<String, bool>::new();
-    let mut crd_scopes = crd_scopes;
+    // Read every app first: a CRD in one app decides the scope of custom resources in another.
+    let mut apps = Vec::new();
     for (i, instance) in apply_order(repo, &environment.spec.apps)
         .into_iter()
         .enumerate()
@@ -103,33 +96,44 @@ pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
             .iter()
             .position(|a| a.name == instance.name)
             .unwrap_or(i);
-        let at = format!("/spec/apps/{index}");
-        let (objects, findings) = read_source(app, &mut out.sources)?;
+        let (objects, findings) = read_source(repo, app, excludes, &mut out.sources)?;
         out.findings.extend(findings);
-        for o in &objects {
-            if o.id.kind == "CustomResourceDefinition" {
-                let kind = o.value.pointer("/spec/names/kind").and_then(Value::as_str);
-                let scope = o.value.pointer("/spec/scope").and_then(Value::as_str);
-                if let (Some(kind), Some(scope)) = (kind, scope) {
-                    crd_scopes.insert(kind.to_owned(), scope == "Cluster");
-                }
+        apps.push((instance, app, format!("/spec/apps/{index}"), objects));
+    }
+    // Custom resources' scope by (group, kind). Built-in groups keep their built-in scopes: a
+    // CRD cannot make a ClusterRoleBinding namespaced.
+    let mut crd_scopes: HashMap<(String, String), bool> = HashMap::new();
+    for o in apps.iter().flat_map(|(_, _, _, objects)| objects) {
+        if o.id.kind == "CustomResourceDefinition" {
+            let s = |p: &str| o.value.pointer(p).and_then(Value::as_str);
+            if let (Some(group), Some(kind), Some(scope)) =
+                (s("/spec/group"), s("/spec/names/kind"), s("/spec/scope"))
+                && !builtin_group(group)
+            {
+                crd_scopes.insert((group.to_owned(), kind.to_owned()), scope == "Cluster");
             }
         }
+    }
+
+    for (instance, app, at, objects) in apps {
         let tenant = repo.tenants.get(&app.spec.tenant);
         for mut object in objects {
+            let group = object.id.group().to_owned();
             let kind = object.id.kind.clone();
-            let cluster_scoped = crd_scopes
-                .get(&kind)
-                .copied()
-                .unwrap_or_else(|| boundary::is_cluster_scoped(&kind));
-            if !cluster_scoped && object.id.namespace.is_none() {
-                if let Some(meta) = object
+            let cluster_scoped = if builtin_group(&group) {
+                boundary::is_cluster_scoped(&kind)
+            } else {
+                // A custom resource without its CRD in the set is taken as namespaced.
+                crd_scopes.get(&(group, kind)).copied().unwrap_or(false)
+            };
+            if !cluster_scoped
+                && object.id.namespace.is_none()
+                && let Some(meta) = object
                     .value
                     .get_mut("metadata")
                     .and_then(Value::as_object_mut)
-                {
-                    meta.insert("namespace".into(), Value::from(app.spec.namespace.as_str()));
-                }
+            {
+                meta.insert("namespace".into(), Value::from(app.spec.namespace.as_str()));
             }
             for change in overrides::apply(&mut object.value, instance, &at) {
                 object.origins.push(Origin {
@@ -160,6 +164,11 @@ pub fn render(repo: &Repo, env: &str) -> Result<Rendered, LayoutError> {
         }
     }
     Ok(out)
+}
+
+/// Whether an API group is Kubernetes' own (the core group, `apps`, `batch`, `*.k8s.io`, ...).
+fn builtin_group(group: &str) -> bool {
+    !group.contains('.') || group.ends_with(".k8s.io")
 }
 
 /// The identity of an object as rendered.
@@ -219,48 +228,61 @@ fn uniform_positions(value: &Value, pos: Pos) -> PosNode {
 }
 
 /// Reads an app's manifests: a plain directory, or the output of `kustomize build` /
-/// `helm template` when those binaries are installed.
+/// `helm template` when those binaries are installed. Sources must stay inside the repo.
 fn read_source(
+    repo: &Repo,
     app: &Entry<AppSpec>,
+    excludes: &[String],
     sources: &mut Sources,
 ) -> Result<(Vec<Object>, Vec<Finding>), LayoutError> {
+    let (dir, pointer) = match &app.spec.source {
+        Source::Manifests(dir) => (dir.as_str(), "/spec/source/manifests"),
+        Source::Kustomize(dir) => (dir.as_str(), "/spec/source/kustomize"),
+        Source::Helm(helm) => (helm.chart.as_str(), "/spec/source/helm/chart"),
+    };
+    let path = app.dir.join(dir);
+    let inside = match (path.canonicalize(), repo.root.canonicalize()) {
+        (Ok(p), Ok(root)) => Some(p.starts_with(root)),
+        _ => None,
+    };
+    let problem = match inside {
+        None => Some(format!("`{}` does not exist", path.display())),
+        Some(false) => Some(format!(
+            "`{dir}` leads outside the repo; an app's sources must be in the repo the gate sees"
+        )),
+        Some(true) => None,
+    };
+    if let Some(message) = problem {
+        let f = app
+            .object
+            .finding(rules::SOURCE, Severity::Error, pointer, message);
+        return Ok((Vec::new(), vec![f]));
+    }
     match &app.spec.source {
-        Source::Manifests(dir) => {
-            let path = app.dir.join(dir);
+        Source::Manifests(_) => {
             if !path.is_dir() {
-                let f = app.object.finding(
-                    rules::SOURCE,
-                    Severity::Error,
-                    "/spec/source/manifests",
-                    format!("manifests directory `{}` does not exist", path.display()),
-                );
+                let message = format!("`{}` is not a directory", path.display());
+                let f = app
+                    .object
+                    .finding(rules::SOURCE, Severity::Error, pointer, message);
                 return Ok((Vec::new(), vec![f]));
             }
-            let inputs = source::discover(&[path], &[]).map_err(gate::GateError::from)?;
+            let inputs = source::discover(&[path], excludes).map_err(gate::GateError::from)?;
             let loaded = gate::load_inputs(&inputs)?;
             for (name, text) in loaded.sources.iter() {
                 sources.insert(Arc::clone(name), Arc::clone(text));
             }
             Ok((loaded.objects, loaded.findings))
         }
-        Source::Kustomize(dir) => {
-            let path = app.dir.join(dir);
+        Source::Kustomize(_) => {
             let args = vec!["build".to_owned(), path.display().to_string()];
-            run_tool(
-                app,
-                "kustomize",
-                &args,
-                "/spec/source/kustomize",
-                &path,
-                sources,
-            )
+            run_tool(app, "kustomize", &args, pointer, &path, sources)
         }
         Source::Helm(helm) => {
-            let chart = app.dir.join(&helm.chart);
             let mut args = vec![
                 "template".to_owned(),
                 app.name.clone(),
-                chart.display().to_string(),
+                path.display().to_string(),
                 "--namespace".to_owned(),
                 app.spec.namespace.clone(),
             ];
@@ -268,7 +290,7 @@ fn read_source(
                 args.push("--values".into());
                 args.push(app.dir.join(values).display().to_string());
             }
-            run_tool(app, "helm", &args, "/spec/source/helm", &chart, sources)
+            run_tool(app, "helm", &args, pointer, &path, sources)
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tally_validator::finding::sort_findings;
 use tally_validator::gate::{self, GateOptions, GateReport};
 use tally_validator::schema::SchemaRegistry;
-use tally_validator::{Finding, ObjectRef};
+use tally_validator::{Finding, ObjectRef, Severity, source};
 
 use crate::check;
 use crate::load::{self, LayoutError, Repo};
@@ -35,7 +35,7 @@ pub fn validate_repo(
     let mut versions = Vec::new();
     let mut checked: HashSet<(Arc<str>, ObjectRef)> = HashSet::new();
     for name in &names {
-        let rendered = render::render(&repo, name)?;
+        let rendered = render::render(&repo, name, &options.excludes)?;
         let (found, version) = judge(&repo, &rendered, options)?;
         findings.extend(found);
         if !versions.contains(&version) {
@@ -58,7 +58,16 @@ pub fn validate_repo(
     }
     // An app shared by environments has the same problem in each: say it once.
     let mut seen = HashSet::new();
-    findings.retain(|f| seen.insert((f.rule, Arc::clone(&f.file), f.pos, f.message.clone())));
+    findings.retain(|f| {
+        seen.insert((
+            f.rule,
+            Arc::clone(&f.file),
+            f.pos,
+            f.message.clone(),
+            f.severity,
+            f.exempted.is_some(),
+        ))
+    });
     sort_findings(&mut findings);
     report.findings = findings;
     report.kubernetes_version = versions.join(", ");
@@ -67,24 +76,43 @@ pub fn validate_repo(
 }
 
 /// Schema and policy findings for one rendered environment, and the Kubernetes version used.
+/// The version comes from `--kubernetes-version`, else the environment, else `tally.yaml`; one
+/// that tally does not embed is a finding at the line that names it (and the newest is used).
 pub fn judge(
     repo: &Repo,
     rendered: &Rendered,
     options: &GateOptions,
 ) -> Result<(Vec<Finding>, String), LayoutError> {
+    let mut findings = rendered.findings.clone();
     let mut schema = options.schema.clone();
     if schema.kubernetes_version.is_none() {
         let env = repo.environments.get(&rendered.environment);
-        schema.kubernetes_version =
-            env.and_then(|e| e.spec.kubernetes_version.clone())
-                .or_else(|| {
-                    repo.repo
-                        .as_ref()
-                        .and_then(|r| r.spec.kubernetes_version.clone())
-                });
+        let from_env = env.and_then(|e| Some((e.spec.kubernetes_version.clone()?, &e.object)));
+        let from_repo = repo
+            .repo
+            .as_ref()
+            .and_then(|r| Some((r.spec.kubernetes_version.clone()?, &r.object)));
+        if let Some((version, object)) = from_env.or(from_repo) {
+            let mut probe = schema.clone();
+            probe.kubernetes_version = Some(version.clone());
+            match SchemaRegistry::new(probe) {
+                Ok(_) => schema.kubernetes_version = Some(version),
+                Err(e) => findings.push(object.finding(
+                    crate::load::rules::SCHEMA,
+                    Severity::Error,
+                    "/spec/kubernetesVersion",
+                    e.to_string(),
+                )),
+            }
+        }
     }
     let mut registry = SchemaRegistry::new(schema).map_err(gate::GateError::from)?;
-    let mut findings = rendered.findings.clone();
+    if !options.crds.is_empty() {
+        let inputs = source::discover(&options.crds, &[]).map_err(gate::GateError::from)?;
+        let crds = gate::load_inputs(&inputs)?;
+        findings.extend(crds.findings);
+        findings.extend(registry.add_crds(&crds.objects));
+    }
     findings.extend(registry.add_crds(&rendered.objects));
     findings.extend(gate::check_set(&registry, &rendered.objects, options));
     Ok((findings, registry.kubernetes_version().to_owned()))

@@ -261,7 +261,9 @@ pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateE
     let mut loaded = load_inputs(&inputs)?;
     let mut registry = SchemaRegistry::new(options.schema.clone())?;
     if !options.crds.is_empty() {
-        let crd_inputs = source::discover(&options.crds, &[])?;
+        let mut crd_inputs = source::discover(&options.crds, &[])?;
+        // A CRD file that is also an input is read once, as an input.
+        crd_inputs.retain(|i| inputs.binary_search(i).is_err());
         let crds = load_inputs(&crd_inputs)?;
         // Problems in CRD files matter: they are inputs too, only not checked as objects.
         loaded.findings.extend(crds.findings);

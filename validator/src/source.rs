@@ -119,7 +119,8 @@ pub fn discover(paths: &[PathBuf], excludes: &[String]) -> Result<Vec<Input>, So
                 } else {
                     p
                 };
-                rel.as_os_str().is_empty() || !m.matched_path_or_any_parents(rel, is_dir).is_ignore()
+                rel.as_os_str().is_empty()
+                    || !m.matched_path_or_any_parents(rel, is_dir).is_ignore()
             })
             .build();
         for entry in walker {

@@ -830,7 +830,11 @@ mod tests {
         }
         let l = load_str(&s);
         assert_eq!(l.findings[0].rule, rules::SYNTAX);
-        assert!(l.findings[0].message.contains("nesting deeper"), "{:?}", l.findings);
+        assert!(
+            l.findings[0].message.contains("nesting deeper"),
+            "{:?}",
+            l.findings
+        );
     }
 
     #[test]

@@ -232,6 +232,9 @@ fn convert(schema: &Value, in_junctor: bool) -> Value {
             // Annotations, and keywords that would change meaning under draft 2020-12.
             "description" | "title" | "example" | "externalDocs" | "default" | "nullable"
             | "$schema" | "$id" | "id" | "definitions" | "dependencies" => {}
+            // The API server rejects `$ref` in CRD schemas; following one would read files
+            // the repo does not control.
+            "$ref" | "$dynamicRef" => {}
             "x-kubernetes-preserve-unknown-fields" => {
                 out.insert(key.clone(), value.clone());
             }

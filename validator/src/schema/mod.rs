@@ -656,7 +656,7 @@ fn is_base64(text: &str) -> bool {
         }
         len += 1;
     }
-    len % 4 == 0 && padding <= 2
+    len.is_multiple_of(4) && padding <= 2
 }
 
 /// Validates an object against a standalone compiled schema (`schema` is its document, used to
@@ -694,7 +694,7 @@ fn explain(
         .filter(|p| p.rule == rules::UNKNOWN_FIELD)
         .filter_map(|p| p.field.clone())
         .collect();
-    let mut seen: HashSet<(Pos, &'static str, &'static str)> = HashSet::new();
+    let mut seen: HashSet<(Pos, &'static str, &'static str, String)> = HashSet::new();
     let mut findings = Vec::new();
     for problem in problems {
         if problem.keyword == "required"
@@ -707,7 +707,12 @@ fn explain(
             At::Key => located.best(),
             At::Value => located.value,
         };
-        if !seen.insert((pos, problem.rule, problem.keyword)) {
+        // One finding per place and kind of problem; each missing required field is its own.
+        let missing = match (&problem.field, problem.keyword) {
+            (Some((_, name)), "required") => name.clone(),
+            _ => String::new(),
+        };
+        if !seen.insert((pos, problem.rule, problem.keyword, missing)) {
             continue;
         }
         // A field an environment override set is reported at the override.

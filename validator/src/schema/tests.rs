@@ -854,3 +854,21 @@ fn standalone_schemas_report_like_kubernetes_ones() {
         found[0].3
     );
 }
+
+#[test]
+fn every_missing_required_field_is_reported() {
+    let r = version("1.37");
+    let found = check(
+        &r,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n",
+    );
+    let messages: Vec<_> = found.iter().map(|f| f.message.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("selector")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("template")),
+        "{messages:?}"
+    );
+}
