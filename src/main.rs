@@ -272,6 +272,17 @@ fn validate(args: ValidateArgs) -> Result<u8, String> {
             .map_err(|e| e.to_string())?,
         None => gate::run(&args.paths, &options).map_err(|e| e.to_string())?,
     };
+    if report.files == 0 {
+        // A gate that read nothing passes nothing on purpose: say so, so a wrong path in CI shows.
+        eprintln!(
+            "tally: warning: no .yaml, .yml or .json files under {}",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     write_reports(&report, &args)?;
     let fail_on = match args.fail_on {
         FailOn::Error => Some(Severity::Error),
