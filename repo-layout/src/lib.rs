@@ -20,3 +20,32 @@ pub mod render;
 pub mod validate;
 
 pub use tally_validator as validator;
+
+#[cfg(test)]
+mod tests {
+    /// Every rule the layout raises is documented for reports (SARIF rule descriptors).
+    #[test]
+    fn every_layout_rule_is_described_for_reports() {
+        let ids = [
+            crate::load::rules::SCHEMA,
+            crate::load::rules::IDENTITY,
+            crate::check::rules::UNKNOWN_TENANT,
+            crate::check::rules::UNKNOWN_APP,
+            crate::check::rules::NAMESPACE_NOT_OWNED,
+            crate::check::rules::NAMESPACE_CONFLICT,
+            crate::check::rules::NOT_IN_ENVIRONMENT,
+            crate::check::rules::DEPENDENCY_CYCLE,
+            crate::render::rules::SOURCE,
+            crate::boundary::rules::NAMESPACE,
+            crate::boundary::rules::CLUSTER_SCOPED,
+            crate::boundary::rules::CLUSTER_ADMIN,
+            crate::boundary::rules::ID_RANGE,
+        ];
+        for id in ids {
+            assert!(
+                tally_validator::report::catalog::describe(id).is_some(),
+                "{id} has no entry in validator/src/report/catalog.rs"
+            );
+        }
+    }
+}

@@ -1,8 +1,11 @@
 //! What reports say about a rule itself, as opposed to one finding of it: a title and, where
 //! there is one general fix, help. SARIF's rule descriptors are built from this.
 //!
-//! The ids come from the modules that raise them, so a renamed rule cannot drift from its entry.
-//! Rules not listed here (policies bring their own catalog) get a title made from their id.
+//! The gate's own rules are listed here, their ids taken from the modules that raise them so a
+//! renamed rule cannot drift from its entry; policy rules come from the policy catalog
+//! (`policies/catalog.yaml`); the repo layout's rules are listed by id (that crate depends on this
+//! one, not the other way) and its tests check that every id it raises is here. Anything else gets
+//! a title made from its id.
 
 use crate::{manifest, schema, source, yaml};
 
@@ -122,15 +125,98 @@ const RULES: &[RuleDoc] = &[
     ),
 ];
 
+/// The repo layout's rules (raised by tally-layout).
+const LAYOUT_RULES: &[RuleDoc] = &[
+    doc(
+        "layout-schema",
+        "A layout file that does not match its schema.",
+        Some("See repo-layout/schemas/ for the kinds' fields."),
+    ),
+    doc(
+        "layout-identity",
+        "A layout file of the wrong kind, named unlike its directory, empty, or missing.",
+        Some(
+            "Each directory under environments/, tenants/ and apps/ holds one file of its kind, named after the directory.",
+        ),
+    ),
+    doc(
+        "layout-unknown-tenant",
+        "A tenant name with no tenants/<name>/tenant.yaml.",
+        None,
+    ),
+    doc(
+        "layout-unknown-app",
+        "An app name with no apps/<name>/app.yaml.",
+        None,
+    ),
+    doc(
+        "layout-namespace-not-owned",
+        "An app targeting a namespace its tenant does not own.",
+        Some("Target one of the tenant's namespaces, or add the namespace to the tenant."),
+    ),
+    doc(
+        "layout-namespace-conflict",
+        "A namespace claimed by two tenants.",
+        Some("Every namespace belongs to exactly one tenant."),
+    ),
+    doc(
+        "layout-not-in-environment",
+        "An app whose tenant or dependency the environment does not run.",
+        None,
+    ),
+    doc(
+        "layout-dependency-cycle",
+        "Apps whose dependsOn loops back on itself.",
+        Some("Remove one dependsOn entry of the cycle."),
+    ),
+    doc(
+        "layout-source",
+        "An app source that cannot be read or rendered.",
+        None,
+    ),
+    doc(
+        "tenant-namespace",
+        "An object in a namespace its tenant does not own.",
+        Some("Move the object to one of the tenant's namespaces."),
+    ),
+    doc(
+        "tenant-cluster-scoped",
+        "A cluster-scoped kind the tenant was not granted.",
+        Some(
+            "Grant the kind in the tenant's allowedClusterKinds, or move the object out of the app.",
+        ),
+    ),
+    doc(
+        "tenant-cluster-admin",
+        "A tenant's app binding cluster-admin.",
+        Some("Bind a namespaced Role, or the admin ClusterRole in the tenant's namespaces."),
+    ),
+    doc(
+        "tenant-id-range",
+        "A user or group id outside the tenant's range.",
+        Some(
+            "Remove the id (rendering fills it from the tenant's range) or pick one inside the range.",
+        ),
+    ),
+];
+
 /// The catalog entry for a rule id, if there is one.
-pub fn describe(id: &str) -> Option<&'static RuleDoc> {
-    RULES.iter().find(|r| r.id == id)
+pub fn describe(id: &str) -> Option<RuleDoc> {
+    if let Some(doc) = RULES.iter().chain(LAYOUT_RULES).find(|r| r.id == id) {
+        return Some(*doc);
+    }
+    let rule = crate::policy::Catalog::builtin().rule(id)?;
+    Some(RuleDoc {
+        id: &rule.id,
+        title: &rule.title,
+        help: Some(&rule.remediation),
+    })
 }
 
 /// A rule's one-line title: the catalog's, or its id in words.
 pub fn title(id: &str) -> String {
     match describe(id) {
-        Some(d) => d.title.to_owned(),
+        Some(d) => d.title.trim_end_matches('.').to_owned() + ".",
         None => {
             let mut words = id.replace(['-', '_'], " ");
             if let Some(first) = words.get(..1) {
@@ -169,7 +255,11 @@ mod tests {
 
     #[test]
     fn unknown_rules_get_a_title_from_their_id() {
-        assert_eq!(title("no-latest-tag"), "No latest tag");
+        assert_eq!(title("made-up-rule"), "Made up rule");
+        assert_eq!(
+            title("no-latest-tag"),
+            "Images are pinned to a version or a digest."
+        );
         assert_eq!(title(yaml::rules::TAB), "A tab character in indentation.");
         assert_eq!(camel_name("schema-unknown-field"), "SchemaUnknownField");
     }

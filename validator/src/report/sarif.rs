@@ -79,7 +79,8 @@ fn log(report: &GateReport) -> Value {
 fn descriptor(report: &GateReport, id: &str, severity: Severity) -> Value {
     let title = catalog::title(id);
     let help = catalog::describe(id)
-        .and_then(|r| r.help.map(str::to_owned))
+        .and_then(|r| r.help)
+        .map(str::to_owned)
         .or_else(|| {
             report
                 .findings
