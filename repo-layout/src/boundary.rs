@@ -6,10 +6,10 @@
 //! explicit value outside.
 
 use serde_json::{Map, Value};
+use tally_validator::object::pod_spec_pointer;
 use tally_validator::{Finding, Object, Severity};
 
 use crate::model::{IdRanges, TenantSpec};
-use crate::overrides::pod_spec_pointer;
 
 /// Rule ids of the tenant boundary.
 pub mod rules {
@@ -65,7 +65,11 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
 /// first ids where they are absent. Returns the pointers it set.
 pub fn fill_ids(object: &mut Value, ids: &IdRanges) -> Vec<String> {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    let Some(pod) = pod_spec_pointer(kind) else {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(pod) = pod_spec_pointer(api_version, kind) else {
         return Vec::new();
     };
     let Some(spec) = object.pointer_mut(pod).and_then(Value::as_object_mut) else {
@@ -153,7 +157,7 @@ pub fn check(
 }
 
 fn check_ids(object: &Object, tenant: &str, ids: &IdRanges, out: &mut Vec<Finding>) {
-    let Some(pod) = pod_spec_pointer(&object.id.kind) else {
+    let Some(pod) = pod_spec_pointer(&object.id.api_version, &object.id.kind) else {
         return;
     };
     let Some(spec) = object.value.pointer(pod) else {

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use tally_validator::object::pod_spec_pointer;
+
 use crate::model::AppInstance;
 
 /// One field an override set: where in the object, and which environment field said so.
@@ -13,21 +15,6 @@ pub struct Change {
     pub pointer: String,
     /// JSON pointer into `environment.yaml`.
     pub source: String,
-}
-
-/// The JSON pointer of the pod spec inside a workload of `kind`, if it has one.
-pub fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
-    match kind {
-        "Pod" => Some("/spec"),
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "ReplicationController"
-        | "Job" => Some("/spec/template/spec"),
-        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
-        _ => None,
-    }
 }
 
 /// Applies an environment's overrides for one app to one of its objects. `at` is the JSON
@@ -45,7 +32,11 @@ pub fn apply(object: &mut Value, instance: &AppInstance, at: &str) -> Vec<Change
         .unwrap_or("")
         .to_owned();
 
-    if let Some(pod) = pod_spec_pointer(&kind) {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Some(pod) = pod_spec_pointer(api_version, &kind) {
         for list in ["initContainers", "containers"] {
             let pointer = format!("{pod}/{list}");
             let Some(Value::Array(containers)) = object.pointer_mut(&pointer) else {

@@ -51,6 +51,14 @@ impl fmt::Display for ObjectRef {
     }
 }
 
+/// The JSON pointer of the pod spec in an object of this API version and kind (`/spec` for a Pod,
+/// `/spec/template/spec` for a Deployment, `/spec/jobTemplate/spec/template/spec` for a CronJob),
+/// when it carries one. Group-aware: a custom `Deployment` kind has none.
+pub fn pod_spec_pointer(api_version: &str, kind: &str) -> Option<&'static str> {
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    crate::policy::workload::WorkloadKind::from_parts(group, kind).map(|k| k.pointers().0)
+}
+
 /// Where an object came from: its file, its document, and (for `kind: List` items) its place in
 /// the list.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ mod exempt;
 mod index;
 mod labels;
 pub mod rules;
-mod workload;
+pub(crate) mod workload;
 
 pub use catalog::{Catalog, CatalogRule};
 pub use config::{PolicyConfig, PolicyConfigError};

@@ -25,8 +25,12 @@ impl WorkloadKind {
     /// The workload kind of an object, checking its API group so a custom resource that happens to
     /// be called `Deployment` is not mistaken for one.
     pub(crate) fn of(obj: &Object) -> Option<WorkloadKind> {
-        let group = obj.id.group();
-        Some(match (group, obj.id.kind.as_str()) {
+        WorkloadKind::from_parts(obj.id.group(), &obj.id.kind)
+    }
+
+    /// The workload kind of an API group and kind.
+    pub(crate) fn from_parts(group: &str, kind: &str) -> Option<WorkloadKind> {
+        Some(match (group, kind) {
             ("", "Pod") => WorkloadKind::Pod,
             ("", "ReplicationController") => WorkloadKind::ReplicationController,
             ("apps" | "extensions", "Deployment") => WorkloadKind::Deployment,
@@ -49,7 +53,7 @@ impl WorkloadKind {
     }
 
     /// Where the pod spec and the pod metadata are.
-    fn pointers(self) -> (&'static str, &'static str) {
+    pub(crate) fn pointers(self) -> (&'static str, &'static str) {
         match self {
             WorkloadKind::Pod => ("/spec", "/metadata"),
             WorkloadKind::CronJob => (
