@@ -365,3 +365,39 @@ fn excludes_outside_the_current_directory_work() {
     assert_eq!(json(&out)["summary"]["files"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_missing_kustomize_binary_is_a_finding_that_names_it() {
+    let dir = temp_dir("kustomize");
+    let d = dir.to_string_lossy().into_owned();
+    assert_eq!(tally(&["init", &d]).status.code(), Some(0));
+    let app = Path::new(&d).join("apps/api/app.yaml");
+    let text = std::fs::read_to_string(&app).unwrap_or_default();
+    std::fs::write(
+        &app,
+        text.replace("manifests: manifests", "kustomize: manifests"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // An empty PATH: whatever the machine has installed, kustomize cannot be found.
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["validate", &d, "--env", "staging", "--format", "json"])
+        .env("PATH", "")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = json(&out);
+    let found = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["rule"] == "layout-source")
+        .unwrap_or_else(|| panic!("no layout-source finding: {report}"));
+    assert!(
+        found["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`kustomize`"),
+        "{found}"
+    );
+    assert_eq!(found["line"], 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
