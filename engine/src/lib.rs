@@ -6,6 +6,7 @@
 pub mod diff;
 pub mod fields;
 pub mod health;
+pub mod inventory;
 pub mod wave;
 
 pub use tally_layout as layout;
