@@ -101,7 +101,7 @@ fn is_secret(v: &Value) -> bool {
 }
 
 /// The desired object as the server will store it: a Secret's `stringData` becomes `data`.
-fn normalized(desired: &Value) -> Cow<'_, Value> {
+pub(crate) fn normalized(desired: &Value) -> Cow<'_, Value> {
     let Some(string_data) = desired.get("stringData").and_then(Value::as_object) else {
         return Cow::Borrowed(desired);
     };
