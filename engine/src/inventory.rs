@@ -30,7 +30,7 @@ pub const PRUNE_ANNOTATION: &str = "tally.dev/prune";
 pub const INVENTORY_LABEL: &str = "tally.dev/inventory";
 
 /// Why the inventory could not be read, or pruning was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum InventoryError {
     /// The ConfigMap lacks a field or holds something else.
     #[error("inventory ConfigMap {name}: {problem}")]

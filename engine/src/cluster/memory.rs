@@ -62,7 +62,8 @@ struct State {
     resources: Vec<Resource>,
     objects: BTreeMap<Key, Value>,
     counts: RequestCounts,
-    faults: Vec<(Verb, usize, u16)>,
+    /// (verb, requests to let through first, requests to fail, code)
+    faults: Vec<(Verb, usize, usize, u16)>,
     controller: Controller,
     next_version: u64,
     log: Vec<String>,
@@ -228,7 +229,12 @@ impl MemoryCluster {
 
     /// Makes the next `times` requests of `verb` fail with HTTP `code`.
     pub fn fail(&self, verb: Verb, times: usize, code: u16) {
-        self.lock().faults.push((verb, times, code));
+        self.fail_after(verb, 0, times, code);
+    }
+
+    /// Lets `after` requests of `verb` through, then fails the next `times` with HTTP `code`.
+    pub fn fail_after(&self, verb: Verb, after: usize, times: usize, code: u16) {
+        self.lock().faults.push((verb, after, times, code));
     }
 
     /// Stores an object as given (someone else's object, or a state to start from).
@@ -318,9 +324,17 @@ impl MemoryCluster {
             Verb::Apply => s.counts.applies += 1,
             Verb::Delete => s.counts.deletes += 1,
         }
-        if let Some(fault) = s.faults.iter_mut().find(|(v, n, _)| *v == verb && *n > 0) {
-            fault.1 -= 1;
-            let code = fault.2;
+        if let Some(fault) = s
+            .faults
+            .iter_mut()
+            .find(|(v, _, n, _)| *v == verb && *n > 0)
+        {
+            if fault.1 > 0 {
+                fault.1 -= 1;
+                return Ok(s);
+            }
+            fault.2 -= 1;
+            let code = fault.3;
             return Err(ClusterError::Api {
                 what: what.to_owned(),
                 code,
