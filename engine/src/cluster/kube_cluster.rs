@@ -346,6 +346,174 @@ mod tests {
         assert!(e.to_string().contains("429 TooManyRequests"), "{e}");
     }
 
+    /// A canned HTTP server on 127.0.0.1: answers each request with the next response and
+    /// records `METHOD PATH content-type body`.
+    async fn serve(
+        responses: Vec<(u16, String)>,
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let url = match listener.local_addr() {
+            Ok(a) => format!("http://{a}"),
+            Err(e) => panic!("{e}"),
+        };
+        let handle = tokio::spawn(async move {
+            let mut log = Vec::new();
+            let mut responses = responses.into_iter();
+            'conns: while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: headers, then content-length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => continue 'conns,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let header = |name: &str| {
+                        head.lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                            })
+                            .unwrap_or_default()
+                    };
+                    let len: usize = header("content-length").parse().unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 4096];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => continue 'conns,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+                    let line = head.lines().next().unwrap_or("").to_owned();
+                    let path = line.split(' ').take(2).collect::<Vec<_>>().join(" ");
+                    log.push(format!("{path} {} {body}", header("content-type")));
+                    buf.drain(..head_end + len);
+                    let Some((code, body)) = responses.next() else {
+                        break 'conns;
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if sock.write_all(reply.as_bytes()).await.is_err() {
+                        continue 'conns;
+                    }
+                    if responses.len() == 0 {
+                        break 'conns;
+                    }
+                }
+            }
+            log
+        });
+        (url, handle)
+    }
+
+    #[tokio::test]
+    async fn requests_are_what_the_api_server_expects() {
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "namespace": "a"}, "data": {"k": "v"}});
+        let status = |code: u16, reason: &str| {
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "code": code, "reason": reason, "message": "m"})
+            .to_string()
+        };
+        let discovery = serde_json::json!({"kind": "APIResourceList", "groupVersion": "v1",
+            "resources": [{"name": "configmaps", "singularName": "configmap", "namespaced": true,
+                "kind": "ConfigMap", "verbs": ["get", "list", "patch", "delete"]}]});
+        let (url, server) = serve(vec![
+            (200, discovery.to_string()),
+            (200, cm.to_string()),
+            (404, status(404, "NotFound")),
+            (
+                200,
+                serde_json::json!({"kind": "ConfigMapList", "apiVersion": "v1",
+                "items": [{"metadata": {"name": "x", "namespace": "a"}}]})
+                .to_string(),
+            ),
+            (200, cm.to_string()),
+            (409, status(409, "Conflict")),
+            (200, status(200, "")),
+            (404, status(404, "NotFound")),
+        ])
+        .await;
+        let uri = match url.parse() {
+            Ok(u) => u,
+            Err(e) => panic!("{e}"),
+        };
+        let cluster = match KubeCluster::from_config(Config::new(uri)) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let r = cluster.resource("v1", "ConfigMap").await;
+        let Ok(Some(r)) = r else { panic!("{r:?}") };
+        assert_eq!((r.plural.as_str(), r.namespaced), ("configmaps", true));
+        // Cached: no second discovery request.
+        assert_eq!(
+            cluster.resource("v1", "ConfigMap").await,
+            Ok(Some(r.clone()))
+        );
+        assert_eq!(cluster.get(&r, Some("a"), "x").await, Ok(Some(cm.clone())));
+        assert_eq!(cluster.get(&r, Some("a"), "y").await, Ok(None));
+        let listed = cluster.list(&r, None, "app=x").await;
+        let Ok(listed) = listed else {
+            panic!("{listed:?}")
+        };
+        assert_eq!(
+            (listed[0]["kind"].as_str(), listed[0]["apiVersion"].as_str()),
+            (Some("ConfigMap"), Some("v1"))
+        );
+        let dry = ApplyParams {
+            dry_run: true,
+            as_user: None,
+        };
+        assert_eq!(cluster.apply(&r, &cm, &dry).await, Ok(cm.clone()));
+        let conflict = cluster.apply(&r, &cm, &ApplyParams::default()).await;
+        assert!(
+            matches!(conflict, Err(ref e) if e.is_retryable()),
+            "{conflict:?}"
+        );
+        assert_eq!(cluster.delete(&r, Some("a"), "x").await, Ok(()));
+        assert_eq!(cluster.delete(&r, Some("a"), "x").await, Ok(()));
+
+        let log = match server.await {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        let lines: Vec<String> = log
+            .iter()
+            .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "GET /api/v1 ",
+                "GET /api/v1/namespaces/a/configmaps/x ",
+                "GET /api/v1/namespaces/a/configmaps/y ",
+                "GET /api/v1/configmaps?&labelSelector=app%3Dx ",
+                "PATCH /api/v1/namespaces/a/configmaps/x?&dryRun=All&force=true&fieldManager=tally application/apply-patch+yaml",
+                "PATCH /api/v1/namespaces/a/configmaps/x?&force=true&fieldManager=tally application/apply-patch+yaml",
+                "DELETE /api/v1/namespaces/a/configmaps/x? application/json",
+                "DELETE /api/v1/namespaces/a/configmaps/x? application/json",
+            ]
+        );
+        assert!(
+            log[4].ends_with(&cm.to_string()),
+            "the object is sent as JSON: {}",
+            log[4]
+        );
+    }
+
     #[tokio::test]
     async fn a_missing_kubeconfig_is_a_config_error() {
         let options = KubeOptions {
