@@ -360,15 +360,15 @@ impl std::fmt::Display for KeepReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeepReason::NotOwned => {
-                f.write_str("kept: it no longer carries tally's labels for this environment")
+                f.write_str("it no longer carries tally's labels for this environment")
             }
-            KeepReason::PruneDisabled => f.write_str("kept: annotated tally.dev/prune: disabled"),
+            KeepReason::PruneDisabled => f.write_str("annotated tally.dev/prune: disabled"),
             KeepReason::InUse(objects) => {
                 let shown: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();
                 let more = objects.len().saturating_sub(shown.len());
                 write!(
                     f,
-                    "kept: it holds objects tally does not own: {}",
+                    "it holds objects tally does not own: {}",
                     shown.join(", ")
                 )?;
                 if more > 0 {

@@ -19,6 +19,7 @@ use tally_layout::validator::ObjectRef;
 use crate::EngineError;
 use crate::cluster::{Cluster, Resource};
 use crate::diff::{self, Change};
+use crate::health::{self, Health};
 use crate::inventory::{self, Entry, Inventory, InventoryError, Key, PruneSet};
 use crate::wave::{self, GUARDRAIL_LABEL, Placement, Wave};
 
@@ -155,6 +156,36 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
         s.create + s.update + s.prune > 0
+    }
+
+    /// Each app's health from the live state the plan read: the worst of its objects (failed,
+    /// then progressing, with the first such object named); objects not created yet count as
+    /// progressing. Objects of no app (guardrails) are under `""`.
+    pub fn app_health(&self) -> BTreeMap<String, Health> {
+        let mut out: BTreeMap<String, Health> = BTreeMap::new();
+        for o in self.objects() {
+            let h = match &o.live {
+                Some(v) => health::health(v),
+                None => Health::Progressing("not created yet".into()),
+            };
+            let h = match h {
+                Health::Healthy => Health::Healthy,
+                Health::Progressing(r) => Health::Progressing(format!("{}: {r}", o.id)),
+                Health::Failed(r) => Health::Failed(format!("{}: {r}", o.id)),
+            };
+            let rank = |h: &Health| match h {
+                Health::Healthy => 0,
+                Health::Progressing(_) => 1,
+                Health::Failed(_) => 2,
+            };
+            let slot = out
+                .entry(o.app.clone().unwrap_or_default())
+                .or_insert(Health::Healthy);
+            if rank(&h) > rank(slot) {
+                *slot = h;
+            }
+        }
+        out
     }
 
     /// The identities of the desired objects.

@@ -212,8 +212,8 @@ async fn objects_that_left_git_are_pruned_unless_no_longer_tallys_or_protected()
     assert_eq!(
         kept,
         vec![
-            "ConfigMap shop/keep: kept: annotated tally.dev/prune: disabled",
-            "ConfigMap shop/taken: kept: it no longer carries tally's labels for this environment",
+            "ConfigMap shop/keep: annotated tally.dev/prune: disabled",
+            "ConfigMap shop/taken: it no longer carries tally's labels for this environment",
         ]
     );
     assert_eq!(inventory(&c).objects.len(), 5);
@@ -341,9 +341,13 @@ async fn a_namespace_that_holds_objects_tally_does_not_own_is_kept() {
         vec!["delete ConfigMap legacy/settings", INVENTORY_WRITE]
     );
     assert!(c.object("Namespace", None, "legacy").is_some());
-    assert!(p.text().contains(
-        "  keep Namespace legacy: kept: it holds objects tally does not own: Secret legacy/hand-made"
-    ), "{}", p.text());
+    assert!(
+        p.text().contains(
+            "  keep Namespace legacy: it holds objects tally does not own: Secret legacy/hand-made"
+        ),
+        "{}",
+        p.text()
+    );
     // Still in the inventory, so it goes once the Secret is gone.
     assert!(names(&inventory(&c)).contains(&"Namespace legacy".to_owned()));
     let secret = c.resource("v1", "Secret").await.ok().flatten();
@@ -408,6 +412,34 @@ async fn an_app_waits_for_its_dependencies_to_be_healthy() {
         "web waited for db"
     );
     assert_eq!(r.problems()[0].0.name, "db");
+
+    let p = plan(
+        &c,
+        desired(
+            "c1",
+            vec![
+                ns("shop"),
+                deploy("shop", "db", "db", "postgres"),
+                deploy("shop", "web", "web", "web:1"),
+            ],
+        ),
+        &PlanOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let health: Vec<String> = p
+        .app_health()
+        .iter()
+        .map(|(app, h)| format!("{app}: {h}"))
+        .collect();
+    assert_eq!(
+        health,
+        vec![
+            ": healthy",
+            "db: progressing: Deployment shop/db: the controller has not reported status yet",
+            "web: progressing: Deployment shop/web: not created yet",
+        ]
+    );
 }
 
 #[tokio::test]
