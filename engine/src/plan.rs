@@ -1,0 +1,492 @@
+//! Planning: the desired objects against the live cluster, in apply order, with what would be
+//! pruned.
+//!
+//! Live state is read with one labelled list per kind (`app.kubernetes.io/managed-by=tally,
+//! tally.dev/environment=ENV`), not one GET per object; only desired objects missing from those
+//! lists (new ones, or ones tally has not labelled yet) are looked up one by one, or with one
+//! unlabelled list when there are many. A daemon with a watch cache can serve these lists from it
+//! by implementing [`Cluster`] over the cache.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use serde_json::Value;
+use tally_layout::guardrails::DEPLOYER;
+use tally_layout::load::Repo;
+use tally_layout::render::{APP_LABEL, ENVIRONMENT_LABEL, MANAGED_BY, Rendered, TENANT_LABEL};
+use tally_layout::validator::ObjectRef;
+
+use crate::EngineError;
+use crate::cluster::{Cluster, Resource};
+use crate::diff::{self, Change};
+use crate::health::{self, Health};
+use crate::inventory::{self, Entry, Inventory, InventoryError, Key, PruneSet};
+use crate::wave::{self, GUARDRAIL_LABEL, Placement, Wave};
+
+/// An environment's desired state, as the engine takes it.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// The environment.
+    pub environment: String,
+    /// The commit the objects come from (recorded in the inventory).
+    pub commit: String,
+    /// The objects, in render order (guardrails, then apps in `dependsOn` order).
+    pub objects: Vec<Value>,
+    /// Each app's dependencies (`dependsOn`).
+    pub depends_on: BTreeMap<String, Vec<String>>,
+}
+
+impl Desired {
+    /// The desired state of a rendered environment of `repo` at `commit`.
+    pub fn from_rendered(rendered: Rendered, repo: &Repo, commit: impl Into<String>) -> Desired {
+        let depends_on = repo
+            .apps
+            .iter()
+            .filter(|(_, app)| !app.spec.depends_on.is_empty())
+            .map(|(name, app)| (name.clone(), app.spec.depends_on.clone()))
+            .collect();
+        Desired {
+            environment: rendered.environment,
+            commit: commit.into(),
+            objects: rendered.objects.into_iter().map(|o| o.value).collect(),
+            depends_on,
+        }
+    }
+}
+
+/// Options of [`plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Where the inventory ConfigMaps live.
+    pub inventory_namespace: String,
+    /// Apply each tenant app's namespaced objects as the tenant's deployer ServiceAccount
+    /// (`system:serviceaccount:<ns>:tally-deployer`), so RBAC enforces the tenant boundary.
+    pub impersonate_tenants: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            inventory_namespace: inventory::DEFAULT_NAMESPACE.into(),
+            impersonate_tenants: false,
+        }
+    }
+}
+
+/// One object of a plan.
+#[derive(Debug, Clone)]
+pub struct PlannedObject {
+    /// Its position in the plan (0-based, in apply order).
+    pub index: usize,
+    /// Its identity.
+    pub id: ObjectRef,
+    /// Its app (`tally.dev/app`), if any.
+    pub app: Option<String>,
+    /// How to reach its kind; `None` when the kind is not served yet because its CRD is in this
+    /// plan (looked up again once the CRDs are established).
+    pub resource: Option<Resource>,
+    /// The object to apply.
+    pub desired: Value,
+    /// The live object, when it exists.
+    pub live: Option<Value>,
+    /// What applying it would change.
+    pub change: Change,
+    /// The user to apply it as, when impersonating.
+    pub as_user: Option<String>,
+}
+
+/// How many objects a plan creates, updates, leaves alone and prunes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Objects to create.
+    pub create: usize,
+    /// Objects to update.
+    pub update: usize,
+    /// Objects already as desired.
+    pub unchanged: usize,
+    /// Objects to delete.
+    pub prune: usize,
+    /// Prune candidates left alone.
+    pub kept: usize,
+}
+
+/// What applying an environment would do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The environment.
+    pub environment: String,
+    /// The commit being applied.
+    pub commit: String,
+    /// The objects, in waves.
+    pub waves: Vec<Wave<PlannedObject>>,
+    /// The inventory found in the cluster (`None` before the first apply).
+    pub previous: Option<Inventory>,
+    /// What pruning would delete and leave alone (empty when refused).
+    pub prune: PruneSet,
+    /// Why pruning is refused, if it is (an empty render).
+    pub prune_refused: Option<InventoryError>,
+    /// Where the inventory lives.
+    pub inventory_namespace: String,
+}
+
+impl Plan {
+    /// Every object, in apply order.
+    pub fn objects(&self) -> impl Iterator<Item = &PlannedObject> {
+        self.waves.iter().flat_map(|w| w.items())
+    }
+
+    /// How many objects are created, updated, unchanged, pruned and kept.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            prune: self.prune.delete.len(),
+            kept: self.prune.kept.len(),
+            ..Summary::default()
+        };
+        for o in self.objects() {
+            match o.change {
+                Change::Create => s.create += 1,
+                Change::Update(_) => s.update += 1,
+                Change::Unchanged => s.unchanged += 1,
+            }
+        }
+        s
+    }
+
+    /// Whether applying would change the cluster.
+    pub fn has_changes(&self) -> bool {
+        let s = self.summary();
+        s.create + s.update + s.prune > 0
+    }
+
+    /// Each app's health from the live state the plan read: the worst of its objects (failed,
+    /// then progressing, with the first such object named); objects not created yet count as
+    /// progressing. Objects of no app (guardrails) are under `""`.
+    pub fn app_health(&self) -> BTreeMap<String, Health> {
+        let mut out: BTreeMap<String, Health> = BTreeMap::new();
+        for o in self.objects() {
+            let h = match &o.live {
+                Some(v) => health::health(v),
+                None => Health::Progressing("not created yet".into()),
+            };
+            let h = match h {
+                Health::Healthy => Health::Healthy,
+                Health::Progressing(r) => Health::Progressing(format!("{}: {r}", o.id)),
+                Health::Failed(r) => Health::Failed(format!("{}: {r}", o.id)),
+            };
+            let rank = |h: &Health| match h {
+                Health::Healthy => 0,
+                Health::Progressing(_) => 1,
+                Health::Failed(_) => 2,
+            };
+            let slot = out
+                .entry(o.app.clone().unwrap_or_default())
+                .or_insert(Health::Healthy);
+            if rank(&h) > rank(slot) {
+                *slot = h;
+            }
+        }
+        out
+    }
+
+    /// The identities of the desired objects.
+    pub fn desired_keys(&self) -> BTreeSet<Key> {
+        self.objects()
+            .map(|o| Entry::from_ref(&o.id).key())
+            .collect()
+    }
+
+    /// The plan as `tally plan` prints it: one line per created, updated (with its fields) and
+    /// pruned object, kept objects with their reason, and a summary line. Secret values never
+    /// appear.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for o in self.objects() {
+            diff::write_change(&mut out, &o.id, &o.change);
+        }
+        for e in &self.prune.delete {
+            diff::write_prune(&mut out, &e.to_ref());
+        }
+        for (e, why) in &self.prune.kept {
+            let _ = writeln!(out, "  keep {e}: {why}");
+        }
+        if let Some(refused) = &self.prune_refused {
+            let _ = writeln!(out, "! {refused}");
+        }
+        let s = self.summary();
+        let _ = writeln!(
+            out,
+            "{}: {} to create, {} to update, {} to prune, {} unchanged",
+            self.environment, s.create, s.update, s.prune, s.unchanged
+        );
+        out
+    }
+}
+
+/// The label selector of an environment's objects.
+pub fn owned_selector(environment: &str) -> String {
+    format!(
+        "{}={},{}={}",
+        MANAGED_BY.0, MANAGED_BY.1, ENVIRONMENT_LABEL, environment
+    )
+}
+
+/// More desired objects of one kind than this missing from the labelled list are read with one
+/// unlabelled list instead of one GET each.
+const GETS_BEFORE_LIST: usize = 10;
+
+/// Reads the live state and builds the plan for `desired`.
+pub async fn plan<C: Cluster>(
+    cluster: &C,
+    desired: Desired,
+    options: &PlanOptions,
+) -> Result<Plan, EngineError> {
+    let previous =
+        read_inventory(cluster, &desired.environment, &options.inventory_namespace).await?;
+
+    // Kinds whose CRD is in this plan may be unknown to the cluster until it is applied.
+    let planned_crds: BTreeSet<(String, String)> = desired
+        .objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
+        .filter_map(|o| {
+            let s = |p: &str| o.pointer(p).and_then(Value::as_str).map(str::to_owned);
+            Some((s("/spec/group")?, s("/spec/names/kind")?))
+        })
+        .collect();
+
+    let mut resources: HashMap<(String, String), Option<Resource>> = HashMap::new();
+    let mut unknown = Vec::new();
+    let mut objects = Vec::with_capacity(desired.objects.len());
+    for value in desired.objects {
+        let id = Entry::of(&value).to_ref();
+        let key = (id.api_version.clone(), id.kind.clone());
+        let resource = match resources.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = cluster.resource(&id.api_version, &id.kind).await?;
+                resources.insert(key, r.clone());
+                r
+            }
+        };
+        if resource.is_none() && !planned_crds.contains(&(id.group().to_owned(), id.kind.clone())) {
+            unknown.push(format!("{} ({})", id, id.api_version));
+        }
+        objects.push((id, resource, value));
+    }
+    if !unknown.is_empty() {
+        return Err(EngineError::UnknownKinds(unknown));
+    }
+
+    let live = read_live(cluster, &desired.environment, &objects).await?;
+
+    let mut planned = Vec::with_capacity(objects.len());
+    for (i, (id, resource, value)) in objects.into_iter().enumerate() {
+        let labels = value.pointer("/metadata/labels").and_then(Value::as_object);
+        let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        let app = label(APP_LABEL).map(str::to_owned);
+        let as_user = match (&id.namespace, label(TENANT_LABEL), label(GUARDRAIL_LABEL)) {
+            (Some(ns), Some(_), None) if options.impersonate_tenants && app.is_some() => {
+                Some(format!("system:serviceaccount:{ns}:{DEPLOYER}"))
+            }
+            _ => None,
+        };
+        let live = live.get(&Entry::from_ref(&id).key()).cloned();
+        let change = diff::diff(&value, live.as_ref());
+        planned.push(PlannedObject {
+            index: i,
+            id,
+            app,
+            resource,
+            desired: value,
+            live,
+            change,
+            as_user,
+        });
+    }
+
+    let desired_keys: BTreeSet<Key> = planned
+        .iter()
+        .map(|o| Entry::from_ref(&o.id).key())
+        .collect();
+    let (prune, prune_refused) = match &previous {
+        None => (PruneSet::default(), None),
+        Some(prev) => plan_prune(cluster, prev, &desired_keys, &live, &desired.environment).await?,
+    };
+
+    let mut waves = wave::plan_waves(
+        planned,
+        |o: &PlannedObject| Placement {
+            phase: wave::phase_of(&o.desired),
+            app: o.app.as_deref(),
+        },
+        &desired.depends_on,
+    );
+    // Number the objects in apply order.
+    let mut n = 0;
+    for w in &mut waves {
+        for g in &mut w.groups {
+            for o in &mut g.items {
+                o.index = n;
+                n += 1;
+            }
+        }
+    }
+    Ok(Plan {
+        environment: desired.environment,
+        commit: desired.commit,
+        waves,
+        previous,
+        prune,
+        prune_refused,
+        inventory_namespace: options.inventory_namespace.clone(),
+    })
+}
+
+/// The environment's inventory, if there is one.
+pub async fn read_inventory<C: Cluster>(
+    cluster: &C,
+    environment: &str,
+    namespace: &str,
+) -> Result<Option<Inventory>, EngineError> {
+    let Some(cm) = cluster.resource("v1", "ConfigMap").await? else {
+        return Err(EngineError::UnknownKinds(vec!["ConfigMap (v1)".into()]));
+    };
+    let name = Inventory::config_map_name(environment);
+    match cluster.get(&cm, Some(namespace), &name).await? {
+        Some(v) => Ok(Some(Inventory::from_config_map(&v)?)),
+        None => Ok(None),
+    }
+}
+
+/// Live objects by identity: one labelled list per kind, then the stragglers.
+async fn read_live<C: Cluster>(
+    cluster: &C,
+    environment: &str,
+    objects: &[(ObjectRef, Option<Resource>, Value)],
+) -> Result<HashMap<Key, Value>, EngineError> {
+    let selector = owned_selector(environment);
+    let mut by_resource: BTreeMap<&Resource, Vec<&ObjectRef>> = BTreeMap::new();
+    for (id, resource, _) in objects {
+        if let Some(r) = resource {
+            by_resource.entry(r).or_default().push(id);
+        }
+    }
+    let mut live: HashMap<Key, Value> = HashMap::new();
+    for (resource, ids) in by_resource {
+        for v in cluster.list(resource, None, &selector).await? {
+            live.insert(Entry::of(&v).key(), v);
+        }
+        let missing: Vec<&&ObjectRef> = ids
+            .iter()
+            .filter(|id| !live.contains_key(&Entry::from_ref(id).key()))
+            .collect();
+        if missing.len() > GETS_BEFORE_LIST {
+            let wanted: BTreeSet<Key> =
+                missing.iter().map(|id| Entry::from_ref(id).key()).collect();
+            for v in cluster.list(resource, None, "").await? {
+                let key = Entry::of(&v).key();
+                if wanted.contains(&key) {
+                    live.insert(key, v);
+                }
+            }
+        } else {
+            for id in missing {
+                let ns = id.namespace.as_deref().filter(|_| resource.namespaced);
+                if let Some(v) = cluster.get(resource, ns, &id.name).await? {
+                    live.insert(Entry::from_ref(id).key(), v);
+                }
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// The prune set for `previous` against the desired identities, guards applied.
+async fn plan_prune<C: Cluster>(
+    cluster: &C,
+    previous: &Inventory,
+    desired: &BTreeSet<Key>,
+    live: &HashMap<Key, Value>,
+    environment: &str,
+) -> Result<(PruneSet, Option<InventoryError>), EngineError> {
+    // Live objects of candidates the labelled lists did not show.
+    let mut found: HashMap<Key, Value> = HashMap::new();
+    for e in &previous.objects {
+        let key = e.key();
+        if desired.contains(&key) || live.contains_key(&key) {
+            continue;
+        }
+        if let Some(v) = get_entry(cluster, e).await? {
+            found.insert(key, v);
+        }
+    }
+    let lookup = |e: &Entry| live.get(&e.key()).or_else(|| found.get(&e.key()));
+    let mut set = match inventory::prune_candidates(previous, desired, lookup) {
+        Ok(set) => set,
+        Err(refused) => return Ok((PruneSet::default(), Some(refused))),
+    };
+    // What each Namespace or CRD to delete holds.
+    let mut contents: HashMap<Key, Vec<Value>> = HashMap::new();
+    for e in set.delete.iter().filter(|e| inventory::is_container(e)) {
+        let held = match (e.group.as_str(), e.kind.as_str()) {
+            ("", "Namespace") => namespace_contents(cluster, &e.name).await?,
+            _ => match lookup(e) {
+                Some(crd) => custom_resources(cluster, crd).await?,
+                None => Vec::new(),
+            },
+        };
+        contents.insert(e.key(), held);
+    }
+    let empty = Vec::new();
+    inventory::guard_containers(&mut set, environment, desired, |e| {
+        contents.get(&e.key()).unwrap_or(&empty).as_slice()
+    });
+    Ok((set, None))
+}
+
+/// The live object of an inventory entry, if its kind is still served and it exists.
+pub async fn get_entry<C: Cluster>(cluster: &C, e: &Entry) -> Result<Option<Value>, EngineError> {
+    let Some(resource) = cluster.resource(&e.api_version(), &e.kind).await? else {
+        return Ok(None);
+    };
+    let ns = e.namespace.as_deref().filter(|_| resource.namespaced);
+    Ok(cluster.get(&resource, ns, &e.name).await?)
+}
+
+/// Everything in a namespace, of every listable namespaced kind.
+async fn namespace_contents<C: Cluster>(
+    cluster: &C,
+    namespace: &str,
+) -> Result<Vec<Value>, EngineError> {
+    let mut out = Vec::new();
+    for r in cluster.resources().await? {
+        if r.namespaced {
+            out.extend(cluster.list(&r, Some(namespace), "").await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every custom resource of a live CRD, in any served version.
+async fn custom_resources<C: Cluster>(cluster: &C, crd: &Value) -> Result<Vec<Value>, EngineError> {
+    let s = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let (group, kind) = (s("/spec/group"), s("/spec/names/kind"));
+    let versions: Vec<&str> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|v| {
+            v.iter()
+                .filter_map(|x| x.get("name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    for version in versions {
+        if let Some(r) = cluster
+            .resource(&format!("{group}/{version}"), kind)
+            .await?
+        {
+            return Ok(cluster.list(&r, None, "").await?);
+        }
+    }
+    Ok(Vec::new())
+}
