@@ -960,6 +960,7 @@ fn keep_server_fields(
     }
     let live_meta = live.get("metadata").and_then(Value::as_object);
     let meta = metadata_mut(new)?;
+    // managedFields are not carried over: apply computed them already, updates record them next.
     for key in [
         "name",
         "namespace",
@@ -967,7 +968,6 @@ fn keep_server_fields(
         "creationTimestamp",
         "generation",
         "resourceVersion",
-        "managedFields",
         "deletionTimestamp",
     ] {
         match live_meta.and_then(|m| m.get(key)) {
