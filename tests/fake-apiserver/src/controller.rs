@@ -43,18 +43,18 @@ pub async fn run(
     let mut scheduled: HashMap<ObjectKey, i64> = HashMap::new();
     // Objects that existed before the controller subscribed.
     for key in cluster.keys().into_iter().filter(handles) {
-        schedule(&cluster, &config, &mut scheduled, &key);
+        schedule(&cluster, &config, &shutdown, &mut scheduled, &key);
     }
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             event = events.recv() => match event {
-                Ok(event) => on_event(&cluster, &config, &mut scheduled, &event),
+                Ok(event) => on_event(&cluster, &config, &shutdown, &mut scheduled, &event),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Missed events: look at everything again.
                     scheduled.clear();
                     for key in cluster.keys().into_iter().filter(handles) {
-                        schedule(&cluster, &config, &mut scheduled, &key);
+                        schedule(&cluster, &config, &shutdown, &mut scheduled, &key);
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -66,6 +66,7 @@ pub async fn run(
 fn on_event(
     cluster: &Arc<Cluster>,
     config: &ControllerConfig,
+    shutdown: &watch::Receiver<bool>,
     scheduled: &mut HashMap<ObjectKey, i64>,
     event: &ChangeEvent,
 ) {
@@ -76,7 +77,7 @@ fn on_event(
         scheduled.remove(&event.key);
         return;
     }
-    schedule(cluster, config, scheduled, &event.key);
+    schedule(cluster, config, shutdown, scheduled, &event.key);
 }
 
 fn generation(obj: &Value) -> i64 {
@@ -88,6 +89,7 @@ fn generation(obj: &Value) -> i64 {
 fn schedule(
     cluster: &Arc<Cluster>,
     config: &ControllerConfig,
+    shutdown: &watch::Receiver<bool>,
     scheduled: &mut HashMap<ObjectKey, i64>,
     key: &ObjectKey,
 ) {
@@ -118,7 +120,14 @@ fn schedule(
     let cluster = cluster.clone();
     let config = config.clone();
     let key = key.clone();
-    tokio::spawn(async move { reconcile(cluster, config, key, generation).await });
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        // Pending rollouts (a stuck one sleeps until its deadline) end with the server.
+        tokio::select! {
+            _ = reconcile(cluster, config, key, generation) => {}
+            _ = shutdown.wait_for(|stopped| *stopped) => {}
+        }
+    });
 }
 
 /// The object if it still exists at this generation.
