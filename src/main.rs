@@ -1,6 +1,8 @@
 //! `tally`: the command line. Arguments in, library calls out; nothing else lives here.
 #![forbid(unsafe_code)]
 
+mod deploy;
+
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -50,6 +52,17 @@ enum Command {
     Render(RenderArgs),
     /// Write a working repo (two environments, two tenants, three apps) to start from.
     Init(InitArgs),
+    /// Gate and render an environment, read the cluster, and print what applying would change.
+    ///
+    /// Exit status: 0 no changes, 3 changes pending, 1 the gate rejected the commit, 2 usage,
+    /// I/O or cluster errors.
+    Plan(DeployArgs),
+    /// Plan, then apply: server-side apply in waves, wait for health, prune what left git.
+    ///
+    /// Exit status: 0 applied and healthy, 1 the gate rejected the commit (nothing applied), 4
+    /// the apply did not complete (a wave failed or timed out; nothing pruned), 2 usage, I/O or
+    /// cluster errors.
+    Apply(ApplyArgs),
     /// List the policy rules (id, severity, title), or explain one.
     Policies(PoliciesArgs),
 }
@@ -88,6 +101,55 @@ struct RenderArgs {
 enum RenderFormat {
     Yaml,
     Json,
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    env: String,
+
+    /// The repo's root.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+
+    /// The kubeconfig (default: KUBECONFIG, ~/.kube/config, or the in-cluster account).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
+
+    /// The commit recorded in the inventory (default: the repo's git HEAD).
+    #[arg(long)]
+    commit: Option<String>,
+
+    /// Lowest gate severity that rejects the commit.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    fail_on: FailOn,
+
+    /// Apply each tenant's app objects as the tenant's deployer ServiceAccount.
+    #[arg(long)]
+    impersonate_tenants: bool,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    target: DeployArgs,
+
+    /// How long to wait for each wave to become healthy, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
+
+    /// Send everything as a server-side dry run: nothing is stored, pruned or recorded.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Do not delete objects that left git.
+    #[arg(long)]
+    no_prune: bool,
 }
 
 #[derive(Args)]
@@ -201,6 +263,15 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(args),
         Command::Render(args) => render_environment(args),
         Command::Init(args) => init_repo(args),
+        Command::Plan(args) => deploy::run(target(args), None),
+        Command::Apply(args) => deploy::run(
+            target(args.target),
+            Some(deploy::ApplySettings {
+                timeout: std::time::Duration::from_secs(args.timeout),
+                dry_run: args.dry_run,
+                prune: !args.no_prune,
+            }),
+        ),
         Command::Policies(args) => policies(args),
     };
     match result {
@@ -383,6 +454,26 @@ fn render_environment(args: RenderArgs) -> Result<u8, String> {
         );
     }
     Ok(code)
+}
+
+fn target(args: DeployArgs) -> deploy::Target {
+    deploy::Target {
+        root: args.path,
+        env: args.env,
+        commit: args.commit,
+        kube: tally_engine::KubeOptions {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+            request_timeout: None,
+        },
+        fail_on: match args.fail_on {
+            FailOn::Error => Some(Severity::Error),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Never => None,
+        },
+        impersonate_tenants: args.impersonate_tenants,
+    }
 }
 
 fn init_repo(args: InitArgs) -> Result<u8, String> {

@@ -1,0 +1,262 @@
+//! End-to-end tests of `tally plan` and `tally apply`: the real binary and its kube client against
+//! the fake API server (real HTTP on 127.0.0.1), with the server's request counters as the proof.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::json;
+use tally_fake_apiserver::{Config, FakeApiServer, Fault, Handle, Verb};
+
+struct Cluster {
+    server: Handle,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+/// A fake cluster whose workloads become ready quickly, and a copy of the example repo.
+fn setup(name: &str) -> Cluster {
+    let config = Config::default()
+        .with_ready_delay(Duration::from_millis(100))
+        .with_progress_deadline(Duration::from_millis(300));
+    let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("tally-engine-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let kubeconfig = dir.join("kubeconfig");
+    let repo = dir.join("repo");
+    let init = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("init")
+        .arg(&repo)
+        .output()
+        .unwrap_or_else(|e| panic!("running tally init: {e}"));
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    server
+        .write_kubeconfig(&kubeconfig)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Cluster {
+        server,
+        kubeconfig,
+        dir,
+    }
+}
+
+impl Cluster {
+    fn repo(&self) -> PathBuf {
+        self.dir.join("repo")
+    }
+
+    fn run(&self, command: &str, extra: &[&str]) -> Output {
+        let repo = self.repo();
+        let mut args = vec![command, "--env", "staging", "--commit", "c1"];
+        args.extend_from_slice(extra);
+        let repo = repo.to_string_lossy().into_owned();
+        args.push(&repo);
+        tally(&args, &self.kubeconfig)
+    }
+
+    fn apply(&self) -> Output {
+        self.run("apply", &["--timeout", "20"])
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.repo().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(text.contains(from), "{from} not in {file}");
+        std::fs::write(&path, text.replace(from, to)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tally(args: &[&str], kubeconfig: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap_or_else(|e| panic!("running tally: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn first_apply_then_a_no_op_reconcile_that_writes_nothing() {
+    let c = setup("first");
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let store = c.server.store();
+    let web = store
+        .get("deployments.apps", "shop", "web")
+        .unwrap_or_else(|| panic!("no Deployment shop/web"));
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/web:1.5.0-rc.1"
+    );
+    assert!(
+        store
+            .get(
+                "networkpolicies.networking.k8s.io",
+                "payments",
+                "default-deny"
+            )
+            .is_some()
+    );
+    assert!(
+        store
+            .get("configmaps", "tally-system", "tally-inventory-staging")
+            .is_some()
+    );
+
+    // Nothing changed: the second reconcile sends no write and no per-object GET.
+    c.server.reset_request_log();
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("40 unchanged"), "{}", text(&out));
+    let counters = c.server.counters();
+    assert_eq!(counters.writes(), 0, "{:?}", c.server.request_log());
+    assert_eq!(counters.get(Verb::Get, "deployments.apps"), 0);
+
+    // `plan` agrees: no changes, exit 0.
+    assert_eq!(c.run("plan", &[]).status.code(), Some(0));
+}
+
+#[test]
+fn one_changed_field_is_one_apply() {
+    let c = setup("change");
+    assert_eq!(c.apply().status.code(), Some(0));
+    c.edit(
+        "environments/staging/environment.yaml",
+        "    - name: api\n      replicas: 2",
+        "    - name: api\n      replicas: 3",
+    );
+    let plan = c.run("plan", &[]);
+    assert_eq!(plan.status.code(), Some(3), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("spec.replicas: 2 → 3"),
+        "{}",
+        text(&plan)
+    );
+    c.server.reset_request_log();
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let counters = c.server.counters();
+    assert_eq!(counters.get(Verb::Apply, "deployments.apps"), 1);
+    assert_eq!(counters.writes(), 1, "{:?}", c.server.request_log());
+    let api = c.server.store().get("deployments.apps", "shop", "api");
+    assert_eq!(api.map(|d| d["spec"]["replicas"].clone()), Some(json!(3)));
+}
+
+#[test]
+fn a_removed_app_is_pruned_and_objects_tally_does_not_own_are_kept() {
+    let c = setup("prune");
+    assert_eq!(c.apply().status.code(), Some(0));
+    // Someone else's object in a tenant namespace.
+    let foreign = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "hand-made", "namespace": "payments"}, "data": {"a": "b"}});
+    c.server
+        .store()
+        .create("kubectl", foreign)
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.edit(
+        "environments/staging/environment.yaml",
+        "    - name: ledger\n      labels:\n        tier: staging\n",
+        "",
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let store = c.server.store();
+    assert!(
+        store
+            .get("deployments.apps", "payments", "ledger")
+            .is_none()
+    );
+    assert!(
+        store
+            .get("cronjobs.batch", "payments", "ledger-reconcile")
+            .is_none()
+    );
+    assert!(store.get("configmaps", "payments", "hand-made").is_some());
+    // The tenant's guardrails stay: the tenant is still in the environment.
+    assert!(
+        store
+            .get("resourcequotas", "payments", "tenant-quota")
+            .is_some()
+    );
+}
+
+#[test]
+fn a_commit_the_gate_rejects_is_never_applied() {
+    let c = setup("rejected");
+    assert_eq!(c.apply().status.code(), Some(0));
+    c.edit(
+        "apps/api/manifests/api.yaml",
+        "image: registry.example.com/shop/api:2.0.1",
+        "image: registry.example.com/shop/api:latest",
+    );
+    c.server.reset_request_log();
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no-latest-tag"), "{}", text(&out));
+    assert_eq!(c.server.counters().total(), 0, "the cluster was contacted");
+    let api = c.server.store().get("deployments.apps", "shop", "api");
+    let image = api.map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    assert_eq!(image, Some(json!("registry.example.com/shop/api:2.0.1")));
+}
+
+#[test]
+fn a_deployment_that_never_becomes_ready_stops_the_apply_and_prunes_nothing() {
+    let c = setup("unready");
+    assert_eq!(c.apply().status.code(), Some(0));
+    // The fake controller never makes an image containing `fail` ready.
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: 1.5.0-rc.1",
+        "web: fail-1.5.0",
+    );
+    c.edit(
+        "environments/staging/environment.yaml",
+        "    - name: ledger\n      labels:\n        tier: staging\n",
+        "",
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("shop/web"), "{}", text(&out));
+    // Nothing pruned after a failed wave.
+    assert!(
+        c.server
+            .store()
+            .get("deployments.apps", "payments", "ledger")
+            .is_some()
+    );
+}
+
+#[test]
+fn api_faults_mid_apply_are_retried() {
+    let c = setup("faults");
+    c.server
+        .faults()
+        .inject(Fault::status(503).on(Verb::Apply).times(2));
+    c.server
+        .faults()
+        .inject(Fault::status(429).on(Verb::List).times(1));
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        c.server
+            .store()
+            .get("deployments.apps", "shop", "web")
+            .is_some()
+    );
+}
