@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::json;
-use tally_engine::cluster::{ApplyParams, Backoff};
+use tally_engine::cluster::Backoff;
 use tally_engine::{
-    ApplyOptions, Cluster, Desired, KubeCluster, KubeOptions, PlanOptions, Retrying, apply, plan,
+    ApplyOptions, Desired, KubeCluster, KubeOptions, PlanOptions, Retrying, apply, plan,
 };
 use tally_layout::{load, render, validate as layout_validate};
 use tally_validator::Severity;
@@ -98,7 +97,7 @@ pub fn run(target: Target, apply_settings: Option<ApplySettings>) -> Result<u8, 
             return Ok(if plan.has_changes() { EXIT_CHANGES } else { 0 });
         };
         if !settings.dry_run {
-            ensure_namespace(&cluster, &plan.inventory_namespace).await?;
+            tally_engine::reconcile::ensure_namespace(&cluster, &plan.inventory_namespace).await?;
         }
         let options = ApplyOptions {
             dry_run: settings.dry_run,
@@ -114,34 +113,6 @@ pub fn run(target: Target, apply_settings: Option<ApplySettings>) -> Result<u8, 
             EXIT_APPLY_FAILED
         })
     })
-}
-
-/// The inventory's namespace must exist before the first apply records anything in it. It is
-/// tally's own, not an environment's: never in an inventory, never pruned.
-async fn ensure_namespace<C: Cluster>(cluster: &C, name: &str) -> Result<(), String> {
-    let resource = cluster
-        .resource("v1", "Namespace")
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the cluster does not serve Namespaces")?;
-    if cluster
-        .get(&resource, None, name)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_some()
-    {
-        return Ok(());
-    }
-    let namespace = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "tally"}},
-    });
-    cluster
-        .apply(&resource, &namespace, &ApplyParams::default())
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("creating namespace {name}: {e}"))
 }
 
 /// The repo's HEAD commit when it is a git checkout, else `working-tree`.

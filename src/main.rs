@@ -1,6 +1,7 @@
 //! `tally`: the command line. Arguments in, library calls out; nothing else lives here.
 #![forbid(unsafe_code)]
 
+mod daemon;
 mod deploy;
 
 use std::fs::File;
@@ -63,6 +64,12 @@ enum Command {
     /// the apply did not complete (a wave failed or timed out; nothing pruned), 2 usage, I/O or
     /// cluster errors.
     Apply(ApplyArgs),
+    /// The reconcile daemon: keep an environment equal to a source, every interval.
+    ///
+    /// Each round gates the source (a rejected state is never applied; the last good one stays),
+    /// applies what changed, and corrects drift (or only reports it with --no-self-heal). Stops
+    /// between waves on SIGTERM or Ctrl-C.
+    Run(RunArgs),
     /// List the policy rules (id, severity, title), or explain one.
     Policies(PoliciesArgs),
 }
@@ -150,6 +157,55 @@ struct ApplyArgs {
     /// Do not delete objects that left git.
     #[arg(long)]
     no_prune: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    env: String,
+
+    /// Follow a local working tree (development; a digest of its files stands for the commit).
+    #[arg(long, value_name = "DIR")]
+    path: Option<PathBuf>,
+
+    /// Follow a git repository's branch (not built yet: use --path with a checkout).
+    #[arg(long, value_name = "URL")]
+    repo: Option<String>,
+
+    /// Seconds between reconciles.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    interval: u64,
+
+    /// Report drift without correcting it.
+    #[arg(long)]
+    no_self_heal: bool,
+
+    /// How long to wait for each wave to become healthy, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
+
+    /// The kubeconfig (default: KUBECONFIG, ~/.kube/config, or the in-cluster account).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context.
+    #[arg(long)]
+    context: Option<String>,
+
+    /// Apply each tenant's app objects as the tenant's deployer ServiceAccount.
+    #[arg(long)]
+    impersonate_tenants: bool,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -263,6 +319,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(args),
         Command::Render(args) => render_environment(args),
         Command::Init(args) => init_repo(args),
+        Command::Run(args) => run_daemon(args),
         Command::Plan(args) => deploy::run(target(args), None),
         Command::Apply(args) => deploy::run(
             target(args.target),
@@ -454,6 +511,36 @@ fn render_environment(args: RenderArgs) -> Result<u8, String> {
         );
     }
     Ok(code)
+}
+
+fn run_daemon(args: RunArgs) -> Result<u8, String> {
+    let path = match (args.path, args.repo) {
+        (Some(path), None) => path,
+        (None, Some(_)) => {
+            return Err("following a git repository (--repo) is not built yet; run with --path on a checkout".into());
+        }
+        _ => return Err("give exactly one source: --path DIR".into()),
+    };
+    if !load::is_repo(&path) {
+        return Err(format!(
+            "{} is not a tally repo (no tally.yaml of kind Repo)",
+            path.display()
+        ));
+    }
+    daemon::run(daemon::Daemon {
+        path,
+        environment: args.env,
+        interval: std::time::Duration::from_secs(args.interval.max(1)),
+        self_heal: !args.no_self_heal,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        kube: tally_engine::KubeOptions {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+            request_timeout: None,
+        },
+        impersonate_tenants: args.impersonate_tenants,
+        json_logs: matches!(args.log_format, LogFormat::Json),
+    })
 }
 
 fn target(args: DeployArgs) -> deploy::Target {

@@ -260,3 +260,106 @@ fn api_faults_mid_apply_are_retried() {
             .is_some()
     );
 }
+
+/// Polls `check` for up to 30 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
+    let c = setup("daemon");
+    let repo = c.repo();
+    let log = c.dir.join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "run",
+            "--env",
+            "staging",
+            "--interval",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .arg("--path")
+        .arg(&repo)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = c.server.store();
+    let image = |s: &tally_fake_apiserver::Store| {
+        s.get("deployments.apps", "shop", "web")
+            .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+    };
+    eventually("the first apply", || image(&store).is_some());
+
+    // A change in the working tree is applied on a following round.
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: 1.5.0-rc.1",
+        "web: 1.5.0-rc.2",
+    );
+    eventually("the change", || {
+        image(&store) == Some(json!("registry.example.com/shop/web:1.5.0-rc.2"))
+    });
+
+    // Someone scales a Deployment by hand: the daemon puts it back.
+    store
+        .edit("kubectl", "deployments.apps", "shop", "api", |d| {
+            d["spec"]["replicas"] = json!(7);
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually("drift correction", || {
+        store
+            .get("deployments.apps", "shop", "api")
+            .is_some_and(|d| d["spec"]["replicas"] == json!(2))
+    });
+
+    // A state the gate rejects is never applied; the last good one stays.
+    c.edit(
+        "apps/api/manifests/api.yaml",
+        "image: registry.example.com/shop/api:2.0.1",
+        "image: registry.example.com/shop/api:latest",
+    );
+    eventually("the rejection to be recorded", || {
+        store
+            .get("configmaps", "tally-system", "tally-status-staging")
+            .is_some_and(|cm| cm["data"]["result"] == "rejected")
+    });
+    let api = store.get("deployments.apps", "shop", "api");
+    let api_image = api.map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    assert_eq!(
+        api_image,
+        Some(json!("registry.example.com/shop/api:2.0.1"))
+    );
+
+    // SIGTERM: the daemon stops cleanly.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(Some(s)) = child.try_wait() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("the daemon did not stop on SIGTERM");
+    };
+    assert!(status.success(), "{status:?}");
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logs.contains("\"result\":\"rejected\""), "{logs}");
+    assert!(logs.contains("\"msg\":\"stopped\""), "{logs}");
+}

@@ -67,6 +67,7 @@ pub mod fields;
 pub mod health;
 pub mod inventory;
 pub mod plan;
+pub mod reconcile;
 pub mod wave;
 
 pub use tally_layout as layout;

@@ -1,0 +1,413 @@
+//! One reconcile of an environment: gate the source, render, plan, then apply — or, when the
+//! commit is already applied and only the cluster moved, correct (or just report) the drift.
+//!
+//! The gate comes first: a commit it rejects is never applied, and the cluster keeps the last good
+//! commit. Each attempt's result is recorded in the cluster (a ConfigMap beside the inventory) only
+//! when it differs from the last one, so a reconcile with nothing to do writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tally_layout::{load, render, validate as layout_validate};
+use tally_validator::Severity;
+use tally_validator::gate::GateOptions;
+use tally_validator::policy::PolicyConfig;
+
+use crate::cluster::{ApplyParams, Cluster};
+use crate::health::Health;
+use crate::inventory::now_rfc3339;
+use crate::{ApplyOptions, Desired, PlanOptions, apply, plan};
+
+/// How reconciles run.
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    /// The environment.
+    pub environment: String,
+    /// Correct drift (the default) or only report it.
+    pub self_heal: bool,
+    /// Planning options (inventory namespace, impersonation).
+    pub plan: PlanOptions,
+    /// Apply options (health timeout, prune, stop flag).
+    pub apply: ApplyOptions,
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new commit (or drift) applied cleanly.
+    Applied {
+        /// Objects written.
+        applied: usize,
+        /// Objects deleted.
+        pruned: usize,
+        /// Of those writes, corrections of drift on an already applied commit.
+        drift_corrected: usize,
+    },
+    /// Nothing to do: the cluster equals the commit.
+    NoChange,
+    /// The commit is applied but the cluster moved, and self-heal is off.
+    Drifted {
+        /// Objects that differ.
+        objects: usize,
+    },
+    /// The gate rejected the commit; nothing was applied.
+    Rejected {
+        /// Error findings.
+        errors: usize,
+        /// The first one, as `file:line: rule: message`.
+        first: String,
+    },
+    /// Planning or applying failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The result label used in metrics and status: `applied`, `no_change`, `drifted`,
+    /// `rejected`, `failed`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Applied { .. } => "applied",
+            Outcome::NoChange => "no_change",
+            Outcome::Drifted { .. } => "drifted",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// One line for logs and status.
+    pub fn message(&self) -> String {
+        match self {
+            Outcome::Applied {
+                applied,
+                pruned,
+                drift_corrected,
+            } => format!("{applied} applied, {pruned} pruned, {drift_corrected} drift corrections"),
+            Outcome::NoChange => "no changes".into(),
+            Outcome::Drifted { objects } => {
+                format!("{objects} objects drifted; self-heal is off, nothing changed")
+            }
+            Outcome::Rejected { errors, first } => {
+                format!("the gate rejected the commit ({errors} errors; first: {first})")
+            }
+            Outcome::Failed { reason } => reason.clone(),
+        }
+    }
+}
+
+/// One reconcile's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The commit (or working-tree digest) reconciled.
+    pub commit: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// How long it took.
+    pub duration: Duration,
+    /// Each app's health after it (`""` holds the guardrails).
+    pub health: BTreeMap<String, String>,
+}
+
+/// What the reconcile loop remembers between runs.
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    /// The last commit applied cleanly (the inventory's, read on the first run).
+    pub last_applied: Option<String>,
+    /// The last recorded status, to write it again only when it changes.
+    last_status: Option<(String, String, String)>,
+}
+
+/// Reconciles `environment` from the repo at `root` (a checkout of `commit`).
+pub async fn reconcile<C: Cluster>(
+    cluster: &C,
+    root: &Path,
+    commit: &str,
+    settings: &ReconcileSettings,
+    state: &mut State,
+) -> Record {
+    let started = Instant::now();
+    let mut health = BTreeMap::new();
+    let outcome = run(cluster, root, commit, settings, state, &mut health).await;
+    let record = Record {
+        commit: commit.to_owned(),
+        outcome,
+        duration: started.elapsed(),
+        health,
+    };
+    if let Err(e) = write_status(cluster, settings, state, &record).await {
+        // The status is for people; failing to write it must not fail the reconcile.
+        let _ = e;
+    }
+    record
+}
+
+async fn run<C: Cluster>(
+    cluster: &C,
+    root: &Path,
+    commit: &str,
+    settings: &ReconcileSettings,
+    state: &mut State,
+    health: &mut BTreeMap<String, String>,
+) -> Outcome {
+    let env = settings.environment.as_str();
+    // The gate, with the repo's own policy configuration.
+    let mut gate = GateOptions::default();
+    match PolicyConfig::load(&root.join(load::REPO_FILE)) {
+        Ok(config) => gate.policy = config,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("reading tally.yaml: {e}"),
+            };
+        }
+    }
+    let report = match layout_validate::validate_repo(root, &gate, Some(env)) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("gate: {e}"),
+            };
+        }
+    };
+    if report.fails(Severity::Error) {
+        let errors: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.fails(Severity::Error))
+            .collect();
+        let first = errors
+            .first()
+            .map(|f| format!("{}:{}: {}: {}", f.file, f.pos.line, f.rule, f.message))
+            .unwrap_or_default();
+        return Outcome::Rejected {
+            errors: errors.len(),
+            first,
+        };
+    }
+    let repo = match load::load(root) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("loading the repo: {e}"),
+            };
+        }
+    };
+    let rendered = match render::render(&repo, env, &[]) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("rendering: {e}"),
+            };
+        }
+    };
+    let desired = Desired::from_rendered(rendered, &repo, commit);
+    let plan = match plan(cluster, desired, &settings.plan).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("planning: {e}"),
+            };
+        }
+    };
+    if state.last_applied.is_none() {
+        state.last_applied = plan.previous.as_ref().map(|i| i.commit.clone());
+    }
+    for (app, h) in plan.app_health() {
+        health.insert(app, describe_health(&h));
+    }
+    if !plan.has_changes() {
+        return Outcome::NoChange;
+    }
+    // Same commit, different cluster: drift.
+    let drift = state.last_applied.as_deref() == Some(commit);
+    let s = plan.summary();
+    let changed = s.create + s.update + s.prune;
+    if drift && !settings.self_heal {
+        return Outcome::Drifted { objects: changed };
+    }
+    if let Err(e) = ensure_namespace(cluster, &plan.inventory_namespace).await {
+        return Outcome::Failed { reason: e };
+    }
+    let report = apply(cluster, &plan, &settings.apply).await;
+    if !report.is_clean() {
+        let problems: Vec<String> = report
+            .problems()
+            .into_iter()
+            .take(5)
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect();
+        return Outcome::Failed {
+            reason: format!("apply did not complete: {}", problems.join("; ")),
+        };
+    }
+    state.last_applied = Some(commit.to_owned());
+    let applied = report.applied().count();
+    Outcome::Applied {
+        applied,
+        pruned: report.pruned.len(),
+        drift_corrected: if drift {
+            applied + report.pruned.len()
+        } else {
+            0
+        },
+    }
+}
+
+fn describe_health(h: &Health) -> String {
+    match h {
+        Health::Healthy => "healthy".into(),
+        Health::Progressing(why) => format!("progressing: {why}"),
+        Health::Failed(why) => format!("failed: {why}"),
+    }
+}
+
+/// The name of an environment's status ConfigMap.
+pub fn status_name(environment: &str) -> String {
+    format!("tally-status-{environment}")
+}
+
+/// Records the last attempt in `tally-status-<env>` when it differs from the last one recorded.
+async fn write_status<C: Cluster>(
+    cluster: &C,
+    settings: &ReconcileSettings,
+    state: &mut State,
+    record: &Record,
+) -> Result<(), String> {
+    let key = (
+        record.commit.clone(),
+        record.outcome.label().to_owned(),
+        record.outcome.message(),
+    );
+    if state.last_status.as_ref() == Some(&key) {
+        return Ok(());
+    }
+    let resource = cluster
+        .resource("v1", "ConfigMap")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the cluster does not serve ConfigMaps")?;
+    ensure_namespace(cluster, &settings.plan.inventory_namespace).await?;
+    let health: serde_json::Map<String, Value> = record
+        .health
+        .iter()
+        .map(|(app, h)| (app.clone(), Value::from(h.as_str())))
+        .collect();
+    let cm = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": status_name(&settings.environment),
+            "namespace": settings.plan.inventory_namespace,
+            "labels": {"app.kubernetes.io/managed-by": "tally"},
+        },
+        "data": {
+            "environment": settings.environment,
+            "commit": record.commit,
+            "result": record.outcome.label(),
+            "message": record.outcome.message(),
+            "time": now_rfc3339(),
+            "health": Value::Object(health).to_string(),
+        },
+    });
+    cluster
+        .apply(&resource, &cm, &ApplyParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    state.last_status = Some(key);
+    Ok(())
+}
+
+/// Creates tally's own namespace (where inventories and status live) when it is missing. It is
+/// in no environment's inventory, so it is never pruned.
+pub async fn ensure_namespace<C: Cluster>(cluster: &C, name: &str) -> Result<(), String> {
+    let resource = cluster
+        .resource("v1", "Namespace")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the cluster does not serve Namespaces")?;
+    if cluster
+        .get(&resource, None, name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let namespace = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "tally"}},
+    });
+    cluster
+        .apply(&resource, &namespace, &ApplyParams::default())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("creating namespace {name}: {e}"))
+}
+
+/// A digest of a working tree's files (hidden entries skipped), standing in for a commit id
+/// when the source is a plain directory: it changes exactly when a file does.
+pub fn tree_digest(root: &Path) -> std::io::Result<String> {
+    use std::hash::{DefaultHasher, Hasher};
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(root, &mut files)?;
+    files.sort();
+    // SipHash with fixed keys: the same tree gives the same digest in every process.
+    let mut h = DefaultHasher::new();
+    for f in files {
+        h.write(
+            f.strip_prefix(root)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        h.write(&std::fs::read(&f)?);
+    }
+    Ok(format!("tree-{:016x}", h.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_digests_follow_content() {
+        let dir = std::env::temp_dir().join(format!("tally-digest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("a/x.yaml"), "a: 1").unwrap_or_else(|e| panic!("{e}"));
+        let first = tree_digest(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first, tree_digest(&dir).unwrap_or_else(|e| panic!("{e}")));
+        std::fs::write(dir.join("a/x.yaml"), "a: 2").unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(first, tree_digest(&dir).unwrap_or_else(|e| panic!("{e}")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn outcomes_have_stable_labels() {
+        let o = Outcome::Rejected {
+            errors: 2,
+            first: "a.yaml:3: no-bare-pod: x".into(),
+        };
+        assert_eq!(o.label(), "rejected");
+        assert!(o.message().contains("2 errors"));
+    }
+}

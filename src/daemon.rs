@@ -1,0 +1,174 @@
+//! `tally run`: the reconcile loop. Every interval (and on demand), gate and apply the source's
+//! current state; correct or report drift; stop cleanly between waves on SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tally_engine::cluster::Backoff;
+use tally_engine::reconcile::{self, Outcome, ReconcileSettings, Record, State};
+use tally_engine::{ApplyOptions, KubeCluster, KubeOptions, PlanOptions, Retrying};
+
+/// How the daemon runs.
+pub struct Daemon {
+    /// The working tree to follow.
+    pub path: PathBuf,
+    /// The environment.
+    pub environment: String,
+    /// Time between reconciles.
+    pub interval: Duration,
+    /// Correct drift, or only report it.
+    pub self_heal: bool,
+    /// Health wait per wave.
+    pub timeout: Duration,
+    /// Cluster connection.
+    pub kube: KubeOptions,
+    /// Apply tenant apps as their deployer ServiceAccounts.
+    pub impersonate_tenants: bool,
+    /// Log lines as JSON.
+    pub json_logs: bool,
+}
+
+/// Runs until SIGTERM or Ctrl-C. Returns the exit status.
+pub fn run(daemon: Daemon) -> Result<u8, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(run_async(daemon))
+}
+
+async fn run_async(d: Daemon) -> Result<u8, String> {
+    let cluster = KubeCluster::connect(&d.kube)
+        .await
+        .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    let cluster = Retrying::new(cluster, Backoff::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let settings = ReconcileSettings {
+        environment: d.environment.clone(),
+        self_heal: d.self_heal,
+        plan: PlanOptions {
+            impersonate_tenants: d.impersonate_tenants,
+            ..PlanOptions::default()
+        },
+        apply: ApplyOptions {
+            wait_timeout: d.timeout,
+            stop: Some(Arc::clone(&stop)),
+            ..ApplyOptions::default()
+        },
+    };
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    {
+        let stop = Arc::clone(&stop);
+        let shutdown = Arc::clone(&shutdown);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            // Between waves the apply sees the flag and ends as interrupted, unpruned.
+            stop.store(true, Ordering::SeqCst);
+            shutdown.notify_one();
+        });
+    }
+    log(
+        &d,
+        "info",
+        "started",
+        json!({"path": d.path, "interval_s": d.interval.as_secs_f64()}),
+    );
+    let mut state = State::default();
+    let mut ticker = tokio::time::interval(d.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.notified() => break,
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let commit = match reconcile::tree_digest(&d.path) {
+            Ok(c) => c,
+            Err(e) => {
+                log(
+                    &d,
+                    "error",
+                    "reading the source failed",
+                    json!({"error": e.to_string()}),
+                );
+                continue;
+            }
+        };
+        let record = reconcile::reconcile(&cluster, &d.path, &commit, &settings, &mut state).await;
+        log_record(&d, &record);
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    log(&d, "info", "stopped", json!({}));
+    Ok(0)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn log_record(d: &Daemon, record: &Record) {
+    let level = match record.outcome {
+        Outcome::Rejected { .. } | Outcome::Failed { .. } => "error",
+        Outcome::Drifted { .. } => "warn",
+        _ => "info",
+    };
+    // A reconcile with nothing to do is not worth a line at every interval in text mode.
+    if matches!(record.outcome, Outcome::NoChange) && !d.json_logs {
+        return;
+    }
+    log(
+        d,
+        level,
+        "reconciled",
+        json!({
+            "environment": d.environment,
+            "commit": record.commit,
+            "result": record.outcome.label(),
+            "message": record.outcome.message(),
+            "duration_ms": record.duration.as_millis() as u64,
+        }),
+    );
+}
+
+/// One log line on stderr: JSON (`--log-format json`) or `time level msg key=value ...`.
+fn log(d: &Daemon, level: &str, msg: &str, fields: serde_json::Value) {
+    let time = tally_engine::inventory::now_rfc3339();
+    if d.json_logs {
+        let mut line = json!({"time": time, "level": level, "msg": msg});
+        if let (Some(l), Some(f)) = (line.as_object_mut(), fields.as_object()) {
+            for (k, v) in f {
+                l.insert(k.clone(), v.clone());
+            }
+        }
+        eprintln!("{line}");
+    } else {
+        let mut line = format!("{time} {level:5} {msg}");
+        if let Some(f) = fields.as_object() {
+            for (k, v) in f {
+                match v {
+                    serde_json::Value::String(s) => line.push_str(&format!(" {k}={s:?}")),
+                    other => line.push_str(&format!(" {k}={other}")),
+                }
+            }
+        }
+        eprintln!("{line}");
+    }
+}
