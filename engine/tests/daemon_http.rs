@@ -655,3 +655,23 @@ async fn after_shutdown_nothing_listens() {
     daemon.server.shutdown().await.expect("a clean shutdown");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[test]
+fn every_metric_is_documented() {
+    let docs_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/daemon.md");
+    let docs = std::fs::read_to_string(docs_path).expect("docs/daemon.md");
+    let text = Metrics::new().text();
+    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = family.split_once(' ').expect("TYPE name kind");
+        let row = docs
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("| `{name}`")) || l.starts_with(&format!("| `{name}{{"))
+            })
+            .unwrap_or_else(|| panic!("{name} is not in the table of docs/daemon.md"));
+        assert!(
+            row.contains(&format!("| {kind} |")),
+            "{name} is a {kind}: {row}"
+        );
+    }
+}
