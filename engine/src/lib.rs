@@ -12,9 +12,10 @@
 //! | [`cluster`] | the [`Cluster`] trait; [`KubeCluster`] (kube-rs), [`MemoryCluster`] (tests), [`Retrying`] (backoff) |
 //! | [`plan`] | [`plan()`]: live state read, objects diffed, waves built, prune set guarded → [`Plan`] |
 //! | [`apply`] | [`apply()`]: changed objects only, wave by wave, health waits, prune, inventory → [`ApplyReport`] |
+//! | [`daemon`] | the daemon's HTTP side: [`Metrics`](daemon::Metrics), `/healthz`, `/readyz`, `/metrics`, the GitHub push webhook ([`serve`](daemon::serve())) |
 //!
 //! It does not render or validate: the caller runs the gate first and hands over only a commit
-//! the gate accepted. It has no CLI, daemon, git source or metrics: those are the binary's.
+//! the gate accepted. It has no CLI or git source: those are the binary's.
 //!
 //! # Using it
 //!
@@ -62,6 +63,7 @@
 
 pub mod apply;
 pub mod cluster;
+pub mod daemon;
 pub mod diff;
 pub mod fields;
 pub mod health;
