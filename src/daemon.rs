@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use tally_engine::cluster::Backoff;
+use tally_engine::daemon::{
+    Metrics, Readiness, ReconcileResult, ServerState, Trigger, Webhook, serve,
+};
 use tally_engine::reconcile::{self, Outcome, ReconcileSettings, Record, State};
 use tally_engine::{ApplyOptions, KubeCluster, KubeOptions, PlanOptions, Retrying};
 
@@ -29,6 +32,12 @@ pub struct Daemon {
     pub impersonate_tenants: bool,
     /// Log lines as JSON.
     pub json_logs: bool,
+    /// Where to serve /healthz, /readyz, /metrics and the webhook.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The GitHub webhook's secret (enables `POST /hooks/github`).
+    pub webhook_secret: Option<Vec<u8>>,
+    /// The branch whose pushes trigger a reconcile.
+    pub branch: String,
 }
 
 /// Runs until SIGTERM or Ctrl-C. Returns the exit status.
@@ -70,6 +79,37 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
             shutdown.notify_one();
         });
     }
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::new(false));
+    // Capacity 1: a push that finds a reconcile already due folds into it.
+    let (triggers, mut pushed) = tokio::sync::mpsc::channel::<Trigger>(1);
+    let server = match d.listen {
+        Some(addr) => {
+            let webhook = match &d.webhook_secret {
+                Some(secret) => Some(
+                    Webhook::new(secret, &d.branch, triggers.clone())
+                        .map_err(|e| format!("webhook: {e}"))?,
+                ),
+                None => None,
+            };
+            let state = ServerState {
+                metrics: Arc::clone(&metrics),
+                readiness: Arc::clone(&readiness),
+                webhook,
+            };
+            let server = serve(addr, state)
+                .await
+                .map_err(|e| format!("listening on {addr}: {e}"))?;
+            log(
+                &d,
+                "info",
+                "listening",
+                json!({"addr": server.addr().to_string()}),
+            );
+            Some(server)
+        }
+        None => None,
+    };
     log(
         &d,
         "info",
@@ -82,6 +122,9 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            Some(trigger) = pushed.recv() => {
+                log(&d, "info", "push received", json!({"commit": trigger.commit, "delivery": trigger.delivery}));
+            }
             _ = shutdown.notified() => break,
         }
         if stop.load(Ordering::SeqCst) {
@@ -101,12 +144,53 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         };
         let record = reconcile::reconcile(&cluster, &d.path, &commit, &settings, &mut state).await;
         log_record(&d, &record);
+        observe(&metrics, &d.environment, &record);
+        readiness.reconciled();
         if stop.load(Ordering::SeqCst) {
             break;
         }
     }
+    readiness.shutting_down();
+    if let Some(server) = server {
+        let _ = server.shutdown().await;
+    }
+    drop(triggers);
     log(&d, "info", "stopped", json!({}));
     Ok(0)
+}
+
+/// Records one reconcile in the metrics.
+fn observe(metrics: &Metrics, environment: &str, record: &Record) {
+    let result = match &record.outcome {
+        Outcome::Applied {
+            applied,
+            pruned,
+            drift_corrected,
+        } => {
+            metrics.applied(*applied as u64);
+            metrics.pruned(*pruned as u64);
+            if *drift_corrected > 0 {
+                metrics.drift_corrected(*drift_corrected as u64);
+            }
+            metrics.drift(0);
+            metrics.commit_applied(&record.commit, environment, std::time::SystemTime::now());
+            ReconcileResult::Applied
+        }
+        Outcome::NoChange => {
+            metrics.drift(0);
+            ReconcileResult::NoChange
+        }
+        Outcome::Drifted { objects } => {
+            metrics.drift(*objects as u64);
+            ReconcileResult::NoChange
+        }
+        Outcome::Rejected { .. } => {
+            metrics.commit_rejected();
+            ReconcileResult::Rejected
+        }
+        Outcome::Failed { .. } => ReconcileResult::Failed,
+    };
+    metrics.reconciled(result, record.duration);
 }
 
 async fn wait_for_signal() {

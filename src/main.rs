@@ -200,6 +200,19 @@ struct RunArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Serve /healthz, /readyz, /metrics and the webhook on this address (`:8080` for all
+    /// interfaces, `127.0.0.1:8080`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+
+    /// A file holding the GitHub webhook secret; enables `POST /hooks/github`.
+    #[arg(long, value_name = "PATH", requires = "listen")]
+    webhook_secret_file: Option<PathBuf>,
+
+    /// The branch whose pushes trigger a reconcile.
+    #[arg(long, default_value = "main")]
+    branch: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -527,7 +540,33 @@ fn run_daemon(args: RunArgs) -> Result<u8, String> {
             path.display()
         ));
     }
+    let listen = match args.listen.as_deref() {
+        None => None,
+        Some(a) => {
+            let full = if a.starts_with(':') {
+                format!("0.0.0.0{a}")
+            } else {
+                a.to_owned()
+            };
+            Some(full.parse().map_err(|e| format!("--listen {a}: {e}"))?)
+        }
+    };
+    let webhook_secret = match &args.webhook_secret_file {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            // Secret files usually end with a newline that is not part of the secret.
+            let trimmed = text.trim_ascii_end().to_vec();
+            if trimmed.is_empty() {
+                return Err(format!("{} is empty", p.display()));
+            }
+            Some(trimmed)
+        }
+    };
     daemon::run(daemon::Daemon {
+        listen,
+        webhook_secret,
+        branch: args.branch,
         path,
         environment: args.env,
         interval: std::time::Duration::from_secs(args.interval.max(1)),

@@ -363,3 +363,131 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     assert!(logs.contains("\"result\":\"rejected\""), "{logs}");
     assert!(logs.contains("\"msg\":\"stopped\""), "{logs}");
 }
+
+/// One HTTP/1.1 request over a plain socket; returns the status code and the body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(body).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_metrics() {
+    let c = setup("webhook");
+    let secret = c.dir.join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        // An interval so long that only the push can explain a second reconcile.
+        .args([
+            "run",
+            "--env",
+            "staging",
+            "--interval",
+            "3600",
+            "--listen",
+            &addr,
+        ])
+        .arg("--webhook-secret-file")
+        .arg(&secret)
+        .arg("--path")
+        .arg(c.repo())
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually("readiness after the first reconcile", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+            && http(&addr, "GET", "/readyz", &[], b"").0 == 200
+    });
+    assert_eq!(http(&addr, "GET", "/healthz", &[], b"").0, 200);
+    let (code, metrics) = http(&addr, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("tally_reconciles_total{result=\"applied\"} 1"),
+        "{metrics}"
+    );
+
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: 1.5.0-rc.1",
+        "web: 1.5.0-rc.3",
+    );
+    let body = br#"{"ref":"refs/heads/main","after":"0123456789abcdef0123456789abcdef01234567"}"#;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret");
+    let tag = ring::hmac::sign(&key, body);
+    let signature: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let push = |sig: &str| {
+        let headers = [
+            ("X-GitHub-Event", "push".to_owned()),
+            ("Content-Type", "application/json".to_owned()),
+            ("X-Hub-Signature-256", format!("sha256={sig}")),
+        ];
+        http(&addr, "POST", "/hooks/github", &headers, body).0
+    };
+    assert_eq!(
+        push(&"0".repeat(64)),
+        401,
+        "a wrong signature must be refused"
+    );
+    assert_eq!(push(&signature), 202);
+    let store = c.server.store();
+    eventually("the pushed change", || {
+        store
+            .get("deployments.apps", "shop", "web")
+            .is_some_and(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"]
+                    == "registry.example.com/shop/web:1.5.0-rc.3"
+            })
+    });
+    let (_, metrics) = http(&addr, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics.contains("outcome=\"bad_signature\"} 1"),
+        "{metrics}"
+    );
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("the daemon did not stop on SIGTERM");
+}
