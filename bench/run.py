@@ -13,6 +13,13 @@
 5. prints throughput and the ratios, and how many findings each tool reports for the concepts
    both tally and Checkov cover.
 
+6. the engine section: a repo of 1 environment x 10 tenants x 18 apps (about 1,000 objects),
+   applied with `tally apply` against the fake API server by bench/engine.rs (a cargo example,
+   `engine-bench`): the first apply, no-op applies (wall time, peak memory, and every request the
+   server counted), a plan, and one changed field.
+
+    python3 bench/run.py --engine-only     runs step 6 alone
+
 Nothing here asserts a time: it measures and prints. Standard library only.
 """
 
@@ -126,9 +133,13 @@ def main():
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-peers", action="store_true", help="time tally only")
+    ap.add_argument("--engine-only", action="store_true", help="run the engine section only")
     args = ap.parse_args()
 
     os.makedirs(OUT, exist_ok=True)
+    if args.engine_only:
+        engine_section()
+        return
     print("building tally (release) ...", flush=True)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "tally"], cwd=ROOT, check=True)
     tally = os.path.join(ROOT, "target", "release", "tally")
@@ -190,6 +201,27 @@ def main():
         print("\nfindings on concepts both tools check (tally rule: tally / checkov)")
         for rule in sorted(set(CHECKOV_TO_TALLY.values())):
             print(f"  {rule:34} {tally_counts.get(rule, 0):7} / {checkov_counts.get(rule, 0):7}")
+
+    engine_section()
+
+
+def engine_section():
+    """`tally apply` on about 1,000 objects against the fake API server (bench/engine.rs)."""
+    print("\nengine: building tally and engine-bench (release) ...", flush=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "tally",
+                    "--example", "engine-bench"], cwd=ROOT, check=True)
+    repo = os.path.join(OUT, "repo-1x10x18")
+    if not os.path.isdir(repo):
+        subprocess.run([sys.executable, os.path.join(HERE, "gen_repo.py"), repo,
+                        "--environments", "1", "--tenants", "10", "--apps-per-tenant", "18"],
+                       check=True, stdout=subprocess.DEVNULL)
+    # The one-change step: one app's replicas, 2 -> 3 (gen_repo.py writes every app's entry so).
+    entry = "    - name: team-00-app-00\n      images:\n        app: 1.0.0\n      replicas: {}\n"
+    release = os.path.join(ROOT, "target", "release")
+    subprocess.run([os.path.join(release, "examples", "engine-bench"),
+                    "--tally", os.path.join(release, "tally"), "--repo", repo, "--env", "env-0",
+                    "--edit", os.path.join("environments", "env-0", "environment.yaml"),
+                    "--from", entry.format(2), "--to", entry.format(3)], check=True)
 
 
 if __name__ == "__main__":
