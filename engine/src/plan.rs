@@ -17,7 +17,7 @@ use tally_layout::render::{APP_LABEL, ENVIRONMENT_LABEL, MANAGED_BY, Rendered, T
 use tally_layout::validator::ObjectRef;
 
 use crate::EngineError;
-use crate::cluster::{Cluster, Resource};
+use crate::cluster::{Cluster, ClusterError, Resource};
 use crate::diff::{self, Change};
 use crate::health::{self, Health};
 use crate::inventory::{self, Entry, Inventory, InventoryError, Key, PruneSet};
@@ -461,7 +461,17 @@ async fn namespace_contents<C: Cluster>(
     let mut out = Vec::new();
     for r in cluster.resources().await? {
         if r.namespaced {
-            out.extend(cluster.list(&r, Some(namespace), "").await?);
+            match cluster.list(&r, Some(namespace), "").await {
+                Ok(objects) => out.extend(objects),
+                // A kind tally may not read could hold anything: count it as someone else's,
+                // which keeps the Namespace.
+                Err(ClusterError::Api { code: 403, .. }) => out.push(serde_json::json!({
+                    "apiVersion": r.api_version(),
+                    "kind": r.kind,
+                    "metadata": {"name": "(not readable: forbidden)", "namespace": namespace},
+                })),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(out)

@@ -361,6 +361,32 @@ async fn a_namespace_that_holds_objects_tally_does_not_own_is_kept() {
 }
 
 #[tokio::test]
+async fn a_namespace_whose_contents_cannot_be_read_is_kept() {
+    let c = cluster();
+    let mut objects = shop("web:1");
+    objects.push(ns("legacy"));
+    run(&c, desired("c1", objects.clone())).await;
+    // How many lists reading live state takes (no prune, so no namespace contents are listed).
+    c.reset_counts();
+    if let Err(e) = plan(&c, desired("c1", objects), &PlanOptions::default()).await {
+        panic!("plan: {e}");
+    }
+    let live_reads = c.counts().lists;
+    // After those, every list is forbidden: tally cannot see what the namespace holds.
+    c.fail_after(crate::cluster::Verb::List, live_reads, 1000, 403);
+    let p = match plan(&c, desired("c2", shop("web:1")), &PlanOptions::default()).await {
+        Ok(p) => p,
+        Err(e) => panic!("plan: {e}"),
+    };
+    assert!(p.text().contains("keep Namespace legacy"), "{}", p.text());
+    assert!(
+        !p.prune.delete.iter().any(|e| e.kind == "Namespace"),
+        "{}",
+        p.text()
+    );
+}
+
+#[tokio::test]
 async fn an_empty_render_never_prunes() {
     let c = cluster();
     run(&c, desired("c1", shop("web:1"))).await;
