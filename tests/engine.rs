@@ -342,22 +342,7 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     );
 
     // SIGTERM: the daemon stops cleanly.
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let mut status = None;
-    for _ in 0..100 {
-        if let Ok(Some(s)) = child.try_wait() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let Some(status) = status else {
-        let _ = child.kill();
-        panic!("the daemon did not stop on SIGTERM");
-    };
+    let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
     let logs = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logs.contains("\"result\":\"rejected\""), "{logs}");
@@ -478,13 +463,18 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
         metrics.contains("outcome=\"bad_signature\"} 1"),
         "{metrics}"
     );
+    assert!(terminate(&mut child).success());
+}
+
+/// Sends SIGTERM and waits up to 10 s for the daemon to exit.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
     for _ in 0..100 {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
