@@ -129,3 +129,23 @@ fn head_commit(root: &Path) -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "working-tree".into())
 }
+
+/// `tally status`: the environment as the cluster has it.
+pub fn status(env: &str, kube: KubeOptions) -> Result<u8, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async {
+        let cluster = KubeCluster::connect(&kube)
+            .await
+            .map_err(|e| format!("connecting to the cluster: {e}"))?;
+        let cluster = Retrying::new(cluster, Backoff::default());
+        let namespace = PlanOptions::default().inventory_namespace;
+        let status = tally_engine::status::status(&cluster, env, &namespace)
+            .await
+            .map_err(|e| format!("reading the status: {e}"))?;
+        print!("{}", status.text());
+        Ok(if status.is_healthy() { 0 } else { 1 })
+    })
+}

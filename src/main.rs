@@ -70,6 +70,11 @@ enum Command {
     /// applies what changed, and corrects drift (or only reports it with --no-self-heal). Stops
     /// between waves on SIGTERM or Ctrl-C.
     Run(RunArgs),
+    /// What the cluster says about an environment: the commit applied, the daemon's last
+    /// attempt, each app's health now, and inventory objects that went missing.
+    ///
+    /// Exit status: 0 healthy, 1 something is unhealthy, pending or missing, 2 errors.
+    Status(StatusArgs),
     /// List the policy rules (id, severity, title), or explain one.
     Policies(PoliciesArgs),
 }
@@ -157,6 +162,21 @@ struct ApplyArgs {
     /// Do not delete objects that left git.
     #[arg(long)]
     no_prune: bool,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    env: String,
+
+    /// The kubeconfig (default: KUBECONFIG, ~/.kube/config, or the in-cluster account).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context.
+    #[arg(long)]
+    context: Option<String>,
 }
 
 #[derive(Args)]
@@ -333,6 +353,14 @@ fn main() -> ExitCode {
         Command::Render(args) => render_environment(args),
         Command::Init(args) => init_repo(args),
         Command::Run(args) => run_daemon(args),
+        Command::Status(args) => deploy::status(
+            &args.env,
+            tally_engine::KubeOptions {
+                kubeconfig: args.kubeconfig,
+                context: args.context,
+                request_timeout: None,
+            },
+        ),
         Command::Plan(args) => deploy::run(target(args), None),
         Command::Apply(args) => deploy::run(
             target(args.target),

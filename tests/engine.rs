@@ -130,6 +130,13 @@ fn first_apply_then_a_no_op_reconcile_that_writes_nothing() {
 
     // `plan` agrees: no changes, exit 0.
     assert_eq!(c.run("plan", &[]).status.code(), Some(0));
+
+    // `status` reads the applied commit and every app's health from the cluster.
+    let status = tally(&["status", "--env", "staging"], &c.kubeconfig);
+    let out = text(&status);
+    assert_eq!(status.status.code(), Some(0), "{out}");
+    assert!(out.contains("applied       c1 at "), "{out}");
+    assert!(out.contains("web         healthy"), "{out}");
 }
 
 #[test]

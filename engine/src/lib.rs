@@ -70,6 +70,7 @@ pub mod health;
 pub mod inventory;
 pub mod plan;
 pub mod reconcile;
+pub mod status;
 pub mod wave;
 
 pub use tally_layout as layout;
