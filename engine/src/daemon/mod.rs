@@ -10,7 +10,9 @@
 //! receiving end of the triggers, and hands the rest to [`serve()`] in a [`ServerState`].
 
 pub mod http;
+pub mod lease;
 pub mod metrics;
 
 pub use http::{Readiness, ServerHandle, ServerState, Trigger, Webhook, serve};
+pub use lease::{Election, LeaseError, LeaseSettings};
 pub use metrics::{Metrics, ReconcileResult, WebhookOutcome};
