@@ -284,7 +284,7 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     let c = setup("daemon");
     let repo = c.repo();
     let log = c.dir.join("daemon.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args([
             "run",
             "--env",
@@ -301,6 +301,7 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
         .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
     let store = c.server.store();
     let image = |s: &tally_fake_apiserver::Store| {
         s.get("deployments.apps", "shop", "web")
@@ -347,9 +348,15 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
         api_image,
         Some(json!("registry.example.com/shop/api:2.0.1"))
     );
+    // ...and is a Kubernetes Event too.
+    let events = store.list("events", Some("tally-system"));
+    assert!(
+        events.iter().any(|e| e["reason"] == "CommitRejected"),
+        "{events:?}"
+    );
 
     // SIGTERM: the daemon stops cleanly.
-    let status = terminate(&mut child);
+    let status = terminate(&mut child.0);
     assert!(status.success(), "{status:?}");
     let logs = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logs.contains("\"result\":\"rejected\""), "{logs}");
@@ -401,7 +408,7 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tally"))
         // An interval so long that only the push can explain a second reconcile.
         .args([
             "run",
@@ -421,6 +428,7 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
     eventually("readiness after the first reconcile", || {
         std::net::TcpStream::connect(&addr).is_ok()
             && http(&addr, "GET", "/readyz", &[], b"").0 == 200
@@ -470,7 +478,20 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
         metrics.contains("outcome=\"bad_signature\"} 1"),
         "{metrics}"
     );
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
+}
+
+/// A daemon process that is killed if a test fails before stopping it, so no test leaves one
+/// running.
+struct DaemonGuard(std::process::Child);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Sends SIGTERM and waits up to 10 s for the daemon to exit.

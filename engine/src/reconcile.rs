@@ -317,7 +317,63 @@ async fn write_status<C: Cluster>(
         .await
         .map_err(|e| e.to_string())?;
     state.last_status = Some(key);
+    if matches!(
+        record.outcome,
+        Outcome::Rejected { .. } | Outcome::Failed { .. }
+    ) {
+        emit_event(cluster, settings, record).await?;
+    }
     Ok(())
+}
+
+/// A Kubernetes Event on the status ConfigMap for a rejected commit or a failed reconcile, so
+/// `kubectl get events -n tally-system` and event exporters see it.
+async fn emit_event<C: Cluster>(
+    cluster: &C,
+    settings: &ReconcileSettings,
+    record: &Record,
+) -> Result<(), String> {
+    let Some(resource) = cluster
+        .resource("v1", "Event")
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    let reason = match record.outcome {
+        Outcome::Rejected { .. } => "CommitRejected",
+        _ => "ReconcileFailed",
+    };
+    let now = now_rfc3339();
+    let mut message = record.outcome.message();
+    message.truncate(1000);
+    let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
+    let event = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("{}.{stamp}", status_name(&settings.environment)),
+            "namespace": settings.plan.inventory_namespace,
+        },
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": status_name(&settings.environment),
+            "namespace": settings.plan.inventory_namespace,
+        },
+        "reason": reason,
+        "message": format!("{} at {}: {message}", settings.environment, record.commit),
+        "type": "Warning",
+        "source": {"component": "tally"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    cluster
+        .apply(&resource, &event, &ApplyParams::default())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Creates tally's own namespace (where inventories and status live) when it is missing. It is
