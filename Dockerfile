@@ -2,7 +2,8 @@
 #   docker build -t tally .
 #   docker run --rm -v "$PWD:/work" -w /work tally validate .
 FROM rust:1.95-alpine AS build
-RUN apk add --no-cache musl-dev
+# perl and make build the vendored OpenSSL that libgit2 (the git source) uses for https.
+RUN apk add --no-cache musl-dev perl make
 WORKDIR /src
 COPY . .
 # On Alpine the default target is musl: the binary is static.

@@ -12,12 +12,26 @@ use tally_engine::daemon::{
     Metrics, Readiness, ReconcileResult, ServerState, Trigger, Webhook, serve,
 };
 use tally_engine::reconcile::{self, Outcome, ReconcileSettings, Record, State};
+use tally_engine::source::GitSource;
 use tally_engine::{ApplyOptions, KubeCluster, KubeOptions, PlanOptions, Retrying};
+
+/// What the daemon follows.
+pub enum Source {
+    /// A local working tree (a digest of its files stands for the commit).
+    Path(PathBuf),
+    /// A branch of a git remote, cached under a directory.
+    Git {
+        /// The remote.
+        url: String,
+        /// The cache directory.
+        cache: PathBuf,
+    },
+}
 
 /// How the daemon runs.
 pub struct Daemon {
-    /// The working tree to follow.
-    pub path: PathBuf,
+    /// The source to follow.
+    pub source: Source,
     /// The environment.
     pub environment: String,
     /// Time between reconciles.
@@ -110,11 +124,21 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         }
         None => None,
     };
+    let mut git = match &d.source {
+        Source::Path(_) => None,
+        Source::Git { url, cache } => {
+            Some(GitSource::open(url, &d.branch, cache).map_err(|e| e.to_string())?)
+        }
+    };
+    let source = match &d.source {
+        Source::Path(p) => json!({"path": p}),
+        Source::Git { url, cache } => json!({"repo": url, "branch": d.branch, "cache": cache}),
+    };
     log(
         &d,
         "info",
         "started",
-        json!({"path": d.path, "interval_s": d.interval.as_secs_f64()}),
+        json!({"source": source, "interval_s": d.interval.as_secs_f64()}),
     );
     let mut state = State::default();
     let mut ticker = tokio::time::interval(d.interval);
@@ -130,19 +154,23 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let commit = match reconcile::tree_digest(&d.path) {
-            Ok(c) => c,
+        let record = match read_source(&d, &mut git).await {
+            Ok((root, commit)) => {
+                let record =
+                    reconcile::reconcile(&cluster, &root, &commit, &settings, &mut state).await;
+                if let Some(g) = &git {
+                    // Keep the tree just read and the last good one; drop older ones.
+                    let good = state.last_applied.clone().unwrap_or_default();
+                    g.retain(&[&commit, &good]);
+                }
+                record
+            }
             Err(e) => {
-                log(
-                    &d,
-                    "error",
-                    "reading the source failed",
-                    json!({"error": e.to_string()}),
-                );
-                continue;
+                // The cluster keeps the last good commit; the failure is recorded against it.
+                let commit = state.last_applied.clone().unwrap_or_default();
+                reconcile::record_failure(&cluster, &commit, e, &settings, &mut state).await
             }
         };
-        let record = reconcile::reconcile(&cluster, &d.path, &commit, &settings, &mut state).await;
         log_record(&d, &record);
         observe(&metrics, &d.environment, &record);
         readiness.reconciled();
@@ -157,6 +185,31 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
     drop(triggers);
     log(&d, "info", "stopped", json!({}));
     Ok(0)
+}
+
+/// Reads the source for one round: the working tree as it is, or the branch fetched and its head
+/// written out. Returns the directory to reconcile and the commit id (or tree digest).
+async fn read_source(d: &Daemon, git: &mut Option<GitSource>) -> Result<(PathBuf, String), String> {
+    match (&d.source, git.take()) {
+        (_, Some(mut source)) => {
+            // libgit2 blocks: fetch on a blocking thread, then hand the source back.
+            let (source, result) = tokio::task::spawn_blocking(move || {
+                let result = source
+                    .fetch()
+                    .and_then(|commit| source.materialise(&commit));
+                (source, result)
+            })
+            .await
+            .map_err(|e| format!("the fetch task failed: {e}"))?;
+            *git = Some(source);
+            let checkout = result.map_err(|e| e.to_string())?;
+            Ok((checkout.root, checkout.commit))
+        }
+        (Source::Path(path), None) => reconcile::tree_digest(path)
+            .map(|digest| (path.clone(), digest))
+            .map_err(|e| format!("reading {}: {e}", path.display())),
+        (Source::Git { url, .. }, None) => Err(format!("the cache of {url} is not open")),
+    }
 }
 
 /// Records one reconcile in the metrics.

@@ -189,9 +189,15 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     path: Option<PathBuf>,
 
-    /// Follow a git repository's branch (not built yet: use --path with a checkout).
+    /// Follow a branch (--branch) of a git repository: `https://...`, `file://...` or a path.
+    /// Each round (interval or push) fetches it into the cache and reconciles its head commit.
     #[arg(long, value_name = "URL")]
     repo: Option<String>,
+
+    /// Where --repo's clone and commit trees are kept (default: /var/cache/tally, or a
+    /// directory in the temporary directory when that is not writable).
+    #[arg(long, value_name = "DIR", requires = "repo")]
+    cache_dir: Option<PathBuf>,
 
     /// Seconds between reconciles.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -230,7 +236,7 @@ struct RunArgs {
     #[arg(long, value_name = "PATH", requires = "listen")]
     webhook_secret_file: Option<PathBuf>,
 
-    /// The branch whose pushes trigger a reconcile.
+    /// The branch to follow (--repo), and whose pushes trigger a reconcile.
     #[arg(long, default_value = "main")]
     branch: String,
 }
@@ -555,19 +561,26 @@ fn render_environment(args: RenderArgs) -> Result<u8, String> {
 }
 
 fn run_daemon(args: RunArgs) -> Result<u8, String> {
-    let path = match (args.path, args.repo) {
-        (Some(path), None) => path,
-        (None, Some(_)) => {
-            return Err("following a git repository (--repo) is not built yet; run with --path on a checkout".into());
+    let source = match (args.path, args.repo) {
+        (Some(path), None) => {
+            if !load::is_repo(&path) {
+                return Err(format!(
+                    "{} is not a tally repo (no tally.yaml of kind Repo)",
+                    path.display()
+                ));
+            }
+            daemon::Source::Path(path)
         }
-        _ => return Err("give exactly one source: --path DIR".into()),
+        (None, Some(url)) => {
+            let cache = match args.cache_dir {
+                Some(dir) if tally_engine::source::writable(&dir) => dir,
+                Some(dir) => return Err(format!("--cache-dir {}: not writable", dir.display())),
+                None => tally_engine::source::default_cache_dir(),
+            };
+            daemon::Source::Git { url, cache }
+        }
+        _ => return Err("give exactly one source: --repo URL or --path DIR".into()),
     };
-    if !load::is_repo(&path) {
-        return Err(format!(
-            "{} is not a tally repo (no tally.yaml of kind Repo)",
-            path.display()
-        ));
-    }
     let listen = match args.listen.as_deref() {
         None => None,
         Some(a) => {
@@ -595,7 +608,7 @@ fn run_daemon(args: RunArgs) -> Result<u8, String> {
         listen,
         webhook_secret,
         branch: args.branch,
-        path,
+        source,
         environment: args.env,
         interval: std::time::Duration::from_secs(args.interval.max(1)),
         self_heal: !args.no_self_heal,

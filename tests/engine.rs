@@ -364,6 +364,125 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
 }
 
 /// One HTTP/1.1 request over a plain socket; returns the status code and the body.
+/// Commits everything in `dir` (a git repository, created on the first call) on `main`.
+fn commit_all(dir: &Path) -> String {
+    let repo = git2::Repository::open(dir)
+        .or_else(|_| git2::Repository::init(dir))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    index.write().unwrap_or_else(|e| panic!("{e}"));
+    let tree = index
+        .write_tree()
+        .and_then(|id| repo.find_tree(id))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sig = git2::Signature::now("t", "t@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let parent = repo
+        .find_reference("refs/heads/main")
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "change",
+        &tree,
+        &parents,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .to_string()
+}
+
+#[test]
+fn the_daemon_follows_a_git_branch_and_records_each_commit() {
+    let c = setup("gitsource");
+    let repo = c.repo();
+    let first = commit_all(&repo);
+    let log = c.dir.join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "run",
+            "--env",
+            "staging",
+            "--interval",
+            "1",
+            "--log-format",
+            "json",
+            "--branch",
+            "main",
+        ])
+        .arg("--repo")
+        .arg(format!("file://{}", repo.display()))
+        .arg("--cache-dir")
+        .arg(c.dir.join("cache"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = c.server.store();
+    let status = |s: &tally_fake_apiserver::Store| {
+        s.get("configmaps", "tally-system", "tally-status-staging")
+            .map(|cm| {
+                (
+                    cm["data"]["commit"].as_str().unwrap_or_default().to_owned(),
+                    cm["data"]["result"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let image = |s: &tally_fake_apiserver::Store, app: &str| {
+        s.get("deployments.apps", "shop", app)
+            .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+    };
+    eventually("the first commit applied", || {
+        status(&store) == (first.clone(), "applied".into())
+    });
+    assert!(image(&store, "web").is_some());
+
+    // A new commit on the branch is applied, and its id recorded.
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: 1.5.0-rc.1",
+        "web: 1.5.0-rc.2",
+    );
+    let second = commit_all(&repo);
+    eventually("the second commit applied", || {
+        status(&store) == (second.clone(), "applied".into())
+    });
+    assert_eq!(
+        image(&store, "web"),
+        Some(json!("registry.example.com/shop/web:1.5.0-rc.2"))
+    );
+
+    // A commit the gate rejects is never applied; the second stays.
+    c.edit(
+        "apps/api/manifests/api.yaml",
+        "image: registry.example.com/shop/api:2.0.1",
+        "image: registry.example.com/shop/api:latest",
+    );
+    let third = commit_all(&repo);
+    eventually("the rejection recorded", || {
+        status(&store) == (third.clone(), "rejected".into())
+    });
+    assert_eq!(
+        image(&store, "api"),
+        Some(json!("registry.example.com/shop/api:2.0.1"))
+    );
+    let inventory = store.get("configmaps", "tally-system", "tally-inventory-staging");
+    let recorded = inventory.map(|cm| cm.to_string()).unwrap_or_default();
+    assert!(recorded.contains(&second), "{recorded}");
+    assert!(!recorded.contains(&third), "{recorded}");
+
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "{exit:?}");
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logs.contains(&format!("\"commit\":\"{second}\"")), "{logs}");
+}
+
 fn http(
     addr: &str,
     method: &str,

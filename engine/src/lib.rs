@@ -12,10 +12,11 @@
 //! | [`cluster`] | the [`Cluster`] trait; [`KubeCluster`] (kube-rs), [`MemoryCluster`] (tests), [`Retrying`] (backoff) |
 //! | [`plan`] | [`plan()`]: live state read, objects diffed, waves built, prune set guarded → [`Plan`] |
 //! | [`apply`] | [`apply()`]: changed objects only, wave by wave, health waits, prune, inventory → [`ApplyReport`] |
+//! | [`source`] | the daemon's git source: one branch fetched into a bare cache, a commit's tree written out as files ([`GitSource`](source::GitSource)) |
 //! | [`daemon`] | the daemon's HTTP side: [`Metrics`](daemon::Metrics), `/healthz`, `/readyz`, `/metrics`, the GitHub push webhook ([`serve`](daemon::serve())) |
 //!
 //! It does not render or validate: the caller runs the gate first and hands over only a commit
-//! the gate accepted. It has no CLI or git source: those are the binary's.
+//! the gate accepted. It has no CLI: that is the binary's.
 //!
 //! # Using it
 //!
@@ -70,6 +71,7 @@ pub mod health;
 pub mod inventory;
 pub mod plan;
 pub mod reconcile;
+pub mod source;
 pub mod status;
 pub mod wave;
 

@@ -145,6 +145,26 @@ pub async fn reconcile<C: Cluster>(
     record
 }
 
+/// Records an attempt that failed before the reconcile could start (the source could not be
+/// fetched, say): nothing is applied, the last good commit stays, and status says why.
+pub async fn record_failure<C: Cluster>(
+    cluster: &C,
+    commit: &str,
+    reason: String,
+    settings: &ReconcileSettings,
+    state: &mut State,
+) -> Record {
+    let record = Record {
+        commit: commit.to_owned(),
+        outcome: Outcome::Failed { reason },
+        duration: Duration::ZERO,
+        health: BTreeMap::new(),
+    };
+    // As in `reconcile`: the status is for people and must not fail the round.
+    let _ = write_status(cluster, settings, state, &record).await;
+    record
+}
+
 async fn run<C: Cluster>(
     cluster: &C,
     root: &Path,

@@ -1,0 +1,498 @@
+//! The daemon's git source: one branch of a remote, fetched into a bare cache repository, its head
+//! commit's tree written out as plain files for the gate and the renderer to read.
+//!
+//! Layout of the cache directory (one subdirectory per remote and branch, so several daemons or
+//! environments may share it):
+//!
+//! ```text
+//! <cache>/<digest of url and branch>/repo.git        bare repository, refs/heads/<branch>
+//! <cache>/<digest of url and branch>/trees/<commit>  the files of a commit, written once
+//! ```
+//!
+//! A commit's tree is written once and reused while it is the head; only the current tree and the
+//! last good one are kept ([`GitSource::retain`]). Fetching is blocking (libgit2): async callers
+//! run it on a blocking thread.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, Repository};
+
+/// Why the source could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The cache directory could not be created or opened.
+    #[error("the git cache at {path}: {message}")]
+    Cache {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The remote could not be reached (network, TLS, no such host or path).
+    #[error("{url} is unreachable: {message}")]
+    Unreachable {
+        /// The remote.
+        url: String,
+        /// libgit2's message.
+        message: String,
+    },
+    /// The remote asked for credentials, or refused the ones given.
+    #[error("{url} refused access (authentication needed or failed): {message}")]
+    Auth {
+        /// The remote.
+        url: String,
+        /// libgit2's message.
+        message: String,
+    },
+    /// The remote has no such branch.
+    #[error("{url} has no branch {branch:?}")]
+    MissingBranch {
+        /// The remote.
+        url: String,
+        /// The branch.
+        branch: String,
+    },
+    /// Fetching failed for another reason.
+    #[error("fetching {branch:?} from {url}: {message}")]
+    Fetch {
+        /// The remote.
+        url: String,
+        /// The branch.
+        branch: String,
+        /// libgit2's message.
+        message: String,
+    },
+    /// A commit's tree could not be read from the cache or written out.
+    #[error("writing out commit {commit}: {message}")]
+    Materialise {
+        /// The commit.
+        commit: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A commit written out as files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    /// The commit id (40 hex digits).
+    pub commit: String,
+    /// The directory holding its files.
+    pub root: PathBuf,
+    /// Whether this call wrote the files (false: they were already there from an earlier call).
+    pub written: bool,
+}
+
+/// One branch of a remote, cached on disk.
+pub struct GitSource {
+    url: String,
+    branch: String,
+    dir: PathBuf,
+    repo: Repository,
+}
+
+impl std::fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSource")
+            .field("url", &self.url)
+            .field("branch", &self.branch)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl GitSource {
+    /// Opens (or creates) the cache of `branch` of `url` under `cache`. Nothing is fetched yet.
+    pub fn open(url: &str, branch: &str, cache: &Path) -> Result<Self, SourceError> {
+        let dir = cache.join(cache_key(url, branch));
+        let cache_error = |message: String| SourceError::Cache {
+            path: dir.clone(),
+            message,
+        };
+        std::fs::create_dir_all(dir.join("trees")).map_err(|e| cache_error(e.to_string()))?;
+        let bare = dir.join("repo.git");
+        let repo = if bare.join("HEAD").is_file() {
+            Repository::open_bare(&bare)
+        } else {
+            Repository::init_bare(&bare)
+        }
+        .map_err(|e| cache_error(e.message().to_owned()))?;
+        Ok(GitSource {
+            url: url.to_owned(),
+            branch: branch.to_owned(),
+            dir,
+            repo,
+        })
+    }
+
+    /// The remote.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The branch.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// Fetches the branch and returns its head commit id. Objects already in the cache are not
+    /// fetched again.
+    pub fn fetch(&mut self) -> Result<String, SourceError> {
+        let reference = format!("refs/heads/{}", self.branch);
+        // Refuse names git would refuse, before they reach a refspec.
+        if !git2::Reference::is_valid_name(&reference) {
+            return Err(self.missing());
+        }
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.url)
+            .map_err(|e| self.classify(e))?;
+        let refspec = format!("+{reference}:{reference}");
+        let mut options = FetchOptions::new();
+        // Only the branch: no tags, no other refs.
+        options.download_tags(git2::AutotagOption::None);
+        remote
+            .fetch(&[refspec.as_str()], Some(&mut options), None)
+            .map_err(|e| self.classify(e))?;
+        // The heads the remote advertised on this fetch: a branch deleted upstream is missing now,
+        // even though the cache still holds its old ref.
+        let advertised = remote
+            .list()
+            .map_err(|e| self.classify(e))?
+            .iter()
+            .find(|head| head.name() == reference)
+            .map(|head| head.oid());
+        let Some(oid) = advertised else {
+            return Err(self.missing());
+        };
+        // The object must have arrived (an empty or broken remote would not send it).
+        self.repo.find_commit(oid).map_err(|e| SourceError::Fetch {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            message: format!("the head {oid} did not arrive: {}", e.message()),
+        })?;
+        Ok(oid.to_string())
+    }
+
+    /// The head commit id of the branch as last fetched, if it was ever fetched.
+    pub fn cached_head(&self) -> Option<String> {
+        self.repo
+            .find_reference(&format!("refs/heads/{}", self.branch))
+            .ok()
+            .and_then(|r| r.target())
+            .map(|oid| oid.to_string())
+    }
+
+    /// Writes `commit`'s tree to `<cache>/trees/<commit>` (unless it is already there) and
+    /// returns where.
+    pub fn materialise(&self, commit: &str) -> Result<Checkout, SourceError> {
+        let fail = |message: String| SourceError::Materialise {
+            commit: commit.to_owned(),
+            message,
+        };
+        let oid = Oid::from_str(commit).map_err(|e| fail(e.message().to_owned()))?;
+        let root = self.dir.join("trees").join(oid.to_string());
+        if root.is_dir() {
+            return Ok(Checkout {
+                commit: oid.to_string(),
+                root,
+                written: false,
+            });
+        }
+        let tree = self
+            .repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(|e| fail(e.message().to_owned()))?;
+        // Written beside, then renamed: a tree directory that exists is always complete.
+        let partial = self.dir.join("trees").join(format!(".partial-{oid}"));
+        let _ = std::fs::remove_dir_all(&partial);
+        write_tree(&self.repo, &tree, &partial).map_err(fail)?;
+        std::fs::rename(&partial, &root).map_err(|e| fail(e.to_string()))?;
+        Ok(Checkout {
+            commit: oid.to_string(),
+            root,
+            written: true,
+        })
+    }
+
+    /// Deletes the written trees of every commit but `keep` (the current one and the last good
+    /// one). Failures are ignored: a leftover tree costs only disk.
+    pub fn retain(&self, keep: &[&str]) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("trees")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !keep.iter().any(|k| *k == name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    fn missing(&self) -> SourceError {
+        SourceError::MissingBranch {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+        }
+    }
+
+    /// Sorts libgit2's errors into the ones a person acts on differently.
+    fn classify(&self, e: git2::Error) -> SourceError {
+        let url = self.url.clone();
+        let message = e.message().to_owned();
+        match (e.code(), e.class()) {
+            (ErrorCode::Auth | ErrorCode::Certificate, _) => SourceError::Auth { url, message },
+            (_, ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssl | ErrorClass::Http)
+            | (ErrorCode::NotFound, _) => SourceError::Unreachable { url, message },
+            _ => SourceError::Fetch {
+                url,
+                branch: self.branch.clone(),
+                message,
+            },
+        }
+    }
+}
+
+/// Where the cache lives when none is given: `/var/cache/tally` when it can be written, else a
+/// directory in the system's temporary directory.
+pub fn default_cache_dir() -> PathBuf {
+    let preferred = PathBuf::from("/var/cache/tally");
+    if writable(&preferred) {
+        preferred
+    } else {
+        std::env::temp_dir().join("tally-cache")
+    }
+}
+
+/// Whether `dir` exists or can be created, and a file can be written in it.
+pub fn writable(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".tally-probe-{}", std::process::id()));
+    let ok = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+/// A stable directory name for a remote and branch (SHA-256, shortened).
+fn cache_key(url: &str, branch: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{url}\n{branch}").as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes a tree's blobs under `dir`. Symbolic links and submodules are skipped: a link could
+/// point outside the tree, and a submodule's content is not in this repository.
+fn write_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in tree.iter() {
+        // Names that are not UTF-8 cannot be manifests tally reads.
+        let Ok(name) = entry.name() else {
+            continue;
+        };
+        // Git refuses these names in trees; a crafted object could still hold them.
+        if name.is_empty()
+            || name == "."
+            || name == ".."
+            || name.eq_ignore_ascii_case(".git")
+            || name.contains(['/', '\\'])
+        {
+            return Err(format!("unsafe name {name:?} in the tree"));
+        }
+        let path = dir.join(name);
+        match entry.kind() {
+            Some(ObjectType::Tree) => {
+                let sub = repo
+                    .find_tree(entry.id())
+                    .map_err(|e| format!("{name}: {}", e.message()))?;
+                write_tree(repo, &sub, &path)?;
+            }
+            Some(ObjectType::Blob) if entry.filemode() != 0o120000 => {
+                let blob = repo
+                    .find_blob(entry.id())
+                    .map_err(|e| format!("{name}: {}", e.message()))?;
+                std::fs::write(&path, blob.content())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A working repository with one commit per call to [`Upstream::commit`].
+    struct Upstream {
+        repo: Repository,
+        dir: PathBuf,
+    }
+
+    impl Upstream {
+        fn new(dir: &Path) -> Upstream {
+            let repo = Repository::init(dir).unwrap_or_else(|e| panic!("{e}"));
+            Upstream {
+                repo,
+                dir: dir.to_path_buf(),
+            }
+        }
+
+        fn url(&self) -> String {
+            format!("file://{}", self.dir.display())
+        }
+
+        /// Writes `files`, commits everything on `branch`, returns the commit id.
+        fn commit(&self, branch: &str, files: &[(&str, &str)]) -> String {
+            for (name, text) in files {
+                let path = self.dir.join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+                }
+                std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let mut index = self.repo.index().unwrap_or_else(|e| panic!("{e}"));
+            index
+                .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            index.write().unwrap_or_else(|e| panic!("{e}"));
+            let tree_id = index.write_tree().unwrap_or_else(|e| panic!("{e}"));
+            let tree = self
+                .repo
+                .find_tree(tree_id)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let sig = git2::Signature::now("t", "t@example.com").unwrap_or_else(|e| panic!("{e}"));
+            let reference = format!("refs/heads/{branch}");
+            let parent = self
+                .repo
+                .find_reference(&reference)
+                .ok()
+                .and_then(|r| r.peel_to_commit().ok());
+            let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+            self.repo
+                .commit(Some(&reference), &sig, &sig, "change", &tree, &parents)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .to_string()
+        }
+    }
+
+    fn temp() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn fetches_the_head_writes_its_tree_and_picks_up_a_new_commit() {
+        let tmp = temp();
+        let upstream = Upstream::new(&tmp.path().join("upstream"));
+        let first = upstream.commit("main", &[("a/x.yaml", "x: 1\n"), ("tally.yaml", "r\n")]);
+        let mut source = GitSource::open(&upstream.url(), "main", &tmp.path().join("cache"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(source.cached_head(), None);
+        let head = source.fetch().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head, first);
+        assert_eq!(source.cached_head(), Some(first.clone()));
+        let checkout = source.materialise(&head).unwrap_or_else(|e| panic!("{e}"));
+        assert!(checkout.written);
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        assert_eq!(read(&checkout.root.join("a/x.yaml")), "x: 1\n");
+        assert!(!checkout.root.join(".git").exists());
+
+        let second = upstream.commit("main", &[("a/x.yaml", "x: 2\n")]);
+        let head = source.fetch().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head, second);
+        let next = source.materialise(&head).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(&next.root.join("a/x.yaml")), "x: 2\n");
+        assert_ne!(next.root, checkout.root);
+
+        // Only the current and the last good trees stay.
+        let third = upstream.commit("main", &[("a/x.yaml", "x: 3\n")]);
+        let head = source.fetch().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head, third);
+        source.materialise(&head).unwrap_or_else(|e| panic!("{e}"));
+        source.retain(&[&third, &second]);
+        assert!(!checkout.root.exists());
+        assert!(next.root.exists());
+
+        // A reopened cache knows what it fetched.
+        drop(source);
+        let reopened = GitSource::open(&upstream.url(), "main", &tmp.path().join("cache"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reopened.cached_head(), Some(third));
+    }
+
+    #[test]
+    fn an_unchanged_head_is_not_written_again() {
+        let tmp = temp();
+        let upstream = Upstream::new(&tmp.path().join("upstream"));
+        let first = upstream.commit("main", &[("x.yaml", "x: 1\n")]);
+        let mut source = GitSource::open(&upstream.url(), "main", &tmp.path().join("cache"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let head = source.fetch().unwrap_or_else(|e| panic!("{e}"));
+        assert!(source.materialise(&head).is_ok_and(|c| c.written));
+        let again = source.fetch().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, first);
+        let checkout = source.materialise(&again).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!checkout.written);
+        assert_eq!(checkout.commit, first);
+    }
+
+    #[test]
+    fn a_missing_branch_is_a_clear_error() {
+        let tmp = temp();
+        let upstream = Upstream::new(&tmp.path().join("upstream"));
+        upstream.commit("main", &[("x.yaml", "x: 1\n")]);
+        let mut source = GitSource::open(&upstream.url(), "release", &tmp.path().join("cache"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = source.fetch().err();
+        assert!(
+            matches!(err, Some(SourceError::MissingBranch { ref branch, .. }) if branch == "release"),
+            "{err:?}"
+        );
+        let mut bad = GitSource::open(&upstream.url(), "no..pe", &tmp.path().join("cache"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            bad.fetch(),
+            Err(SourceError::MissingBranch { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unreachable_remote_is_a_clear_error() {
+        let tmp = temp();
+        let url = format!("file://{}", tmp.path().join("nowhere").display());
+        let mut source = GitSource::open(&url, "main", &tmp.path().join("cache"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = source.fetch().err();
+        assert!(
+            matches!(
+                err,
+                Some(SourceError::Unreachable { .. } | SourceError::Fetch { .. })
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_some_and(|e| e.to_string().contains("nowhere")));
+    }
+
+    #[test]
+    fn a_commit_not_in_the_cache_is_an_error_not_a_panic() {
+        let tmp = temp();
+        let source = GitSource::open("file:///nowhere", "main", &tmp.path().join("cache"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            source.materialise("0123456789012345678901234567890123456789"),
+            Err(SourceError::Materialise { .. })
+        ));
+        assert!(matches!(
+            source.materialise("not a commit"),
+            Err(SourceError::Materialise { .. })
+        ));
+    }
+}
