@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use tally_engine::cluster::Backoff;
 use tally_engine::daemon::{
-    Metrics, Readiness, ReconcileResult, ServerState, Trigger, Webhook, serve,
+    Election, LeaseSettings, Metrics, Readiness, ReconcileResult, ServerState, Trigger, Webhook,
+    serve,
 };
 use tally_engine::reconcile::{self, Outcome, ReconcileSettings, Record, State};
 use tally_engine::source::GitSource;
@@ -50,6 +51,8 @@ pub struct Daemon {
     pub listen: Option<std::net::SocketAddr>,
     /// The GitHub webhook's secret (enables `POST /hooks/github`).
     pub webhook_secret: Option<Vec<u8>>,
+    /// Leader election: this replica's identity and the lease duration (`None`: off).
+    pub leader_election: Option<(String, Duration)>,
     /// The branch whose pushes trigger a reconcile.
     pub branch: String,
 }
@@ -67,6 +70,7 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
     let cluster = KubeCluster::connect(&d.kube)
         .await
         .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    let client = cluster.client().clone();
     let cluster = Retrying::new(cluster, Backoff::default());
     let stop = Arc::new(AtomicBool::new(false));
     let settings = ReconcileSettings {
@@ -94,7 +98,31 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         });
     }
     let metrics = Arc::new(Metrics::new());
-    let readiness = Arc::new(Readiness::new(false));
+    let readiness = Arc::new(Readiness::new(d.leader_election.is_some()));
+    // Only the replica holding the Lease reconciles; the others wait to take over.
+    let mut election = match &d.leader_election {
+        Some((identity, duration)) => {
+            let namespace = PlanOptions::default().inventory_namespace;
+            reconcile::ensure_namespace(&cluster, &namespace).await?;
+            let lease = LeaseSettings {
+                namespace,
+                name: format!("tally-{}", d.environment),
+                identity: identity.clone(),
+                duration: *duration,
+            };
+            let election = Election::start(client, &lease)
+                .await
+                .map_err(|e| e.to_string())?;
+            log(
+                &d,
+                "info",
+                "joined leader election",
+                json!({"lease": lease.name, "identity": identity}),
+            );
+            Some(election)
+        }
+        None => None,
+    };
     // Capacity 1: a push that finds a reconcile already due folds into it.
     let (triggers, mut pushed) = tokio::sync::mpsc::channel::<Trigger>(1);
     let server = match d.listen {
@@ -149,10 +177,18 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
             Some(trigger) = pushed.recv() => {
                 log(&d, "info", "push received", json!({"commit": trigger.commit, "delivery": trigger.delivery}));
             }
+            _ = leadership_changed(&mut election) => {}
             _ = shutdown.notified() => break,
         }
         if stop.load(Ordering::SeqCst) {
             break;
+        }
+        if let Some(e) = &election {
+            let leading = e.is_leading();
+            readiness.lease(leading);
+            if !leading {
+                continue;
+            }
         }
         let record = match read_source(&d, &mut git).await {
             Ok((root, commit)) => {
@@ -179,6 +215,10 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         }
     }
     readiness.shutting_down();
+    if let Some(e) = election {
+        // Released at once, so another replica takes over without waiting out the lease.
+        e.resign().await;
+    }
     if let Some(server) = server {
         let _ = server.shutdown().await;
     }
@@ -209,6 +249,18 @@ async fn read_source(d: &Daemon, git: &mut Option<GitSource>) -> Result<(PathBuf
             .map(|digest| (path.clone(), digest))
             .map_err(|e| format!("reading {}: {e}", path.display())),
         (Source::Git { url, .. }, None) => Err(format!("the cache of {url} is not open")),
+    }
+}
+
+/// Resolves when this replica gains or loses the Lease; never without an election.
+async fn leadership_changed(election: &mut Option<Election>) {
+    match election {
+        Some(e) => {
+            if e.leading.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

@@ -236,6 +236,20 @@ struct RunArgs {
     #[arg(long, value_name = "PATH", requires = "listen")]
     webhook_secret_file: Option<PathBuf>,
 
+    /// Elect a leader on a Lease (`tally-<env>` in tally-system) so several replicas never
+    /// apply at once; only the leader reconciles and reports ready.
+    #[arg(long)]
+    leader_election: bool,
+
+    /// How long the leader's claim lasts without renewal, in seconds.
+    #[arg(
+        long,
+        default_value_t = 15,
+        value_name = "SECONDS",
+        requires = "leader_election"
+    )]
+    lease_duration: u64,
+
     /// The branch to follow (--repo), and whose pushes trigger a reconcile.
     #[arg(long, default_value = "main")]
     branch: String,
@@ -604,7 +618,19 @@ fn run_daemon(args: RunArgs) -> Result<u8, String> {
             Some(trimmed)
         }
     };
+    // The pod's name in a cluster (downward API), else the host and process.
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let leader_election = args.leader_election.then(|| {
+        (
+            identity,
+            std::time::Duration::from_secs(args.lease_duration.max(2)),
+        )
+    });
     daemon::run(daemon::Daemon {
+        leader_election,
         listen,
         webhook_secret,
         branch: args.branch,

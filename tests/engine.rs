@@ -628,3 +628,69 @@ fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     let _ = child.kill();
     panic!("the daemon did not stop on SIGTERM");
 }
+
+#[test]
+fn two_daemons_with_one_lease_never_both_lead_and_the_standby_takes_over() {
+    let c = setup("lease");
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| format!("127.0.0.1:{}", a.port()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let start = |addr: &str, name: &str| {
+        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args([
+                "run",
+                "--env",
+                "staging",
+                "--interval",
+                "1",
+                "--listen",
+                addr,
+            ])
+            .args(["--leader-election", "--lease-duration", "3"])
+            .arg("--path")
+            .arg(c.repo())
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .env("POD_NAME", name)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        DaemonGuard(child)
+    };
+    let (a_addr, b_addr) = (free_port(), free_port());
+    let mut a = start(&a_addr, "replica-a");
+    let mut b = start(&b_addr, "replica-b");
+    let ready = |addr: &str| {
+        std::net::TcpStream::connect(addr).is_ok()
+            && http(addr, "GET", "/readyz", &[], b"").0 == 200
+    };
+    eventually("a leader", || ready(&a_addr) || ready(&b_addr));
+    // Watch for a while: never two leaders at once.
+    for _ in 0..20 {
+        assert!(
+            !(ready(&a_addr) && ready(&b_addr)),
+            "two replicas lead at once"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lease = c.server.store().get(
+        "leases.coordination.k8s.io",
+        "tally-system",
+        "tally-staging",
+    );
+    let holder = lease.map(|l| l["spec"]["holderIdentity"].clone());
+    let (leader, standby_addr) = if ready(&a_addr) {
+        (&mut a, b_addr.clone())
+    } else {
+        (&mut b, a_addr.clone())
+    };
+    assert!(holder.is_some_and(|h| h == "replica-a" || h == "replica-b"));
+    // The leader stops (releasing the Lease): the standby takes over and reconciles.
+    assert!(terminate(&mut leader.0).success());
+    eventually("the standby to take over", || ready(&standby_addr));
+    let standby = if ready(&a_addr) { &mut a } else { &mut b };
+    assert!(terminate(&mut standby.0).success());
+}
