@@ -16,9 +16,15 @@ struct Cluster {
 
 /// A fake cluster whose workloads become ready quickly, and a copy of the example repo.
 fn setup(name: &str) -> Cluster {
-    let config = Config::default()
-        .with_ready_delay(Duration::from_millis(100))
-        .with_progress_deadline(Duration::from_millis(300));
+    setup_with(
+        name,
+        Config::default()
+            .with_ready_delay(Duration::from_millis(100))
+            .with_progress_deadline(Duration::from_millis(300)),
+    )
+}
+
+fn setup_with(name: &str, config: Config) -> Cluster {
     let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
     let dir = std::env::temp_dir().join(format!("tally-engine-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -693,4 +699,56 @@ fn two_daemons_with_one_lease_never_both_lead_and_the_standby_takes_over() {
     eventually("the standby to take over", || ready(&standby_addr));
     let standby = if ready(&a_addr) { &mut a } else { &mut b };
     assert!(terminate(&mut standby.0).success());
+}
+
+#[test]
+fn a_daemon_killed_mid_apply_converges_when_restarted_with_nothing_orphaned() {
+    // Workloads take 3 s to become ready: the first apply is still waiting when it is killed.
+    let c = setup_with(
+        "killed",
+        Config::default()
+            .with_ready_delay(Duration::from_secs(3))
+            .with_progress_deadline(Duration::from_secs(60)),
+    );
+    let start = || {
+        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(["run", "--env", "staging", "--interval", "1"])
+            .arg("--path")
+            .arg(c.repo())
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        DaemonGuard(child)
+    };
+    let store = c.server.store();
+    let mut first = start();
+    // Killed (SIGKILL: no chance to clean up) once the guardrails are out, mid-apply.
+    eventually("the first wave", || {
+        store
+            .get("resourcequotas", "shop", "tenant-quota")
+            .is_some()
+    });
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    // The inventory already lists what the apply was creating, marked pending.
+    let inventory = store.get("configmaps", "tally-system", "tally-inventory-staging");
+    assert!(inventory.is_some_and(|i| i["data"]["pending"].is_string()));
+
+    let mut second = start();
+    eventually("convergence", || {
+        store
+            .get("configmaps", "tally-system", "tally-inventory-staging")
+            .is_some_and(|i| i["data"].get("pending").is_none() && i["data"]["commit"].is_string())
+            && store.get("deployments.apps", "shop", "web").is_some()
+    });
+    // Everything the environment renders exists, and nothing labelled for it is left over.
+    let plan = c.run("plan", &[]);
+    assert!(
+        text(&plan).contains("0 to create, 0 to update, 0 to prune"),
+        "{}",
+        text(&plan)
+    );
+    assert!(terminate(&mut second.0).success());
 }
