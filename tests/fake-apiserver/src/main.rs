@@ -64,20 +64,25 @@ async fn run(args: Args) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    println!("fake API server listening on {}", server.url());
-    println!(
+    // Whoever started us may have stopped reading stdout: never panic over a closed pipe.
+    let say = |text: String| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{text}");
+    };
+    say(format!("fake API server listening on {}", server.url()));
+    say(format!(
         "kubeconfig written to {} (context: fake)",
         args.kubeconfig.display()
-    );
-    println!(
-        "try: KUBECONFIG={} tally plan --env dev examples/repo",
+    ));
+    say(format!(
+        "try: tally plan --env staging examples/ --kubeconfig {}",
         args.kubeconfig.display()
-    );
+    ));
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("error: waiting for Ctrl-C: {e}");
     }
     let counters = server.counters();
-    println!("\n{} requests:\n{counters}", counters.total());
+    say(format!("\n{} requests:\n{counters}", counters.total()));
     server.shutdown().await;
     ExitCode::SUCCESS
 }
