@@ -47,6 +47,16 @@ fn setup_with(name: &str, config: Config) -> Cluster {
 }
 
 impl Cluster {
+    /// `tally run --env staging --kubeconfig ...`; each test adds its source and options.
+    fn daemon(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        cmd.args(["run", "--env", "staging"])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env_remove("KUBECONFIG");
+        cmd
+    }
+
     fn repo(&self) -> PathBuf {
         self.dir.join("repo")
     }
@@ -290,20 +300,11 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     let c = setup("daemon");
     let repo = c.repo();
     let log = c.dir.join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "run",
-            "--env",
-            "staging",
-            "--interval",
-            "1",
-            "--log-format",
-            "json",
-        ])
+    let child = c
+        .daemon()
+        .args(["--interval", "1", "--log-format", "json"])
         .arg("--path")
         .arg(&repo)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
         .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -408,11 +409,9 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
     let repo = c.repo();
     let first = commit_all(&repo);
     let log = c.dir.join("daemon.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+    let mut child = c
+        .daemon()
         .args([
-            "run",
-            "--env",
-            "staging",
             "--interval",
             "1",
             "--log-format",
@@ -424,8 +423,6 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
         .arg(format!("file://{}", repo.display()))
         .arg("--cache-dir")
         .arg(c.dir.join("cache"))
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
         .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -533,23 +530,14 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+    let child = c
+        .daemon()
         // An interval so long that only the push can explain a second reconcile.
-        .args([
-            "run",
-            "--env",
-            "staging",
-            "--interval",
-            "3600",
-            "--listen",
-            &addr,
-        ])
+        .args(["--interval", "3600", "--listen", &addr])
         .arg("--webhook-secret-file")
         .arg(&secret)
         .arg("--path")
         .arg(c.repo())
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -645,21 +633,12 @@ fn two_daemons_with_one_lease_never_both_lead_and_the_standby_takes_over() {
             .unwrap_or_else(|e| panic!("{e}"))
     };
     let start = |addr: &str, name: &str| {
-        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args([
-                "run",
-                "--env",
-                "staging",
-                "--interval",
-                "1",
-                "--listen",
-                addr,
-            ])
+        let child = c
+            .daemon()
+            .args(["--interval", "1", "--listen", addr])
             .args(["--leader-election", "--lease-duration", "3"])
             .arg("--path")
             .arg(c.repo())
-            .arg("--kubeconfig")
-            .arg(&c.kubeconfig)
             .env("POD_NAME", name)
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -711,12 +690,11 @@ fn a_daemon_killed_mid_apply_converges_when_restarted_with_nothing_orphaned() {
             .with_progress_deadline(Duration::from_secs(60)),
     );
     let start = || {
-        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args(["run", "--env", "staging", "--interval", "1"])
+        let child = c
+            .daemon()
+            .args(["--interval", "1"])
             .arg("--path")
             .arg(c.repo())
-            .arg("--kubeconfig")
-            .arg(&c.kubeconfig)
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
