@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use tally_engine::cluster::Backoff;
+use tally_engine::cluster::{Backoff, Watched};
 use tally_engine::daemon::{
     Election, LeaseSettings, Metrics, Readiness, ReconcileResult, ServerState, Trigger, Webhook,
     serve,
@@ -71,7 +71,15 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         .await
         .map_err(|e| format!("connecting to the cluster: {e}"))?;
     let client = cluster.client().clone();
-    let cluster = Retrying::new(cluster, Backoff::default());
+    // Live state comes from watches: a reconcile with nothing to do lists nothing.
+    let cluster = Watched::new(
+        Retrying::new(cluster, Backoff::default()),
+        Backoff {
+            attempts: 1,
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        },
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let settings = ReconcileSettings {
         environment: d.environment.clone(),
@@ -209,6 +217,8 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         };
         log_record(&d, &record);
         observe(&metrics, &d.environment, &record);
+        let cache = cluster.stats();
+        metrics.watch_cache(cache.objects as u64, cache.lists, cache.misses);
         readiness.reconciled();
         if stop.load(Ordering::SeqCst) {
             break;

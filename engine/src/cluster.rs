@@ -14,10 +14,12 @@ use serde_json::Value;
 mod kube_cluster;
 mod memory;
 mod retry;
+mod watch;
 
 pub use self::kube_cluster::{KubeCluster, KubeOptions};
 pub use self::memory::{MemoryCluster, RequestCounts, Verb, ready_controller};
 pub use self::retry::{Backoff, Retrying, retry};
+pub use self::watch::{CacheStats, WATCH_TIMEOUT, Watch, WatchEvent, WatchStream, Watched};
 
 /// How to reach one kind: its API group, version, plural and scope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,13 +9,15 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kube::api::{DeleteParams, GetParams, ListParams, Patch, PatchParams};
+use futures_util::StreamExt;
+use kube::api::{DeleteParams, GetParams, ListParams, Patch, PatchParams, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{GroupVersionKind, Request};
 use kube::discovery::{self, Discovery, Scope};
 use kube::{Client, Config};
 use serde_json::Value;
 
+use super::watch::{WATCH_TIMEOUT, Watch, WatchEvent, WatchStream};
 use super::{ApplyParams, Cluster, ClusterError, Resource, describe, name_of};
 use crate::fields::MANAGER;
 
@@ -37,6 +39,7 @@ pub struct KubeCluster {
     client: Client,
     kinds: Mutex<HashMap<(String, String), Resource>>,
     impersonated: Mutex<HashMap<String, Client>>,
+    watcher: Mutex<Option<Client>>,
 }
 
 impl std::fmt::Debug for KubeCluster {
@@ -86,6 +89,7 @@ impl KubeCluster {
             client,
             kinds: Mutex::new(HashMap::new()),
             impersonated: Mutex::new(HashMap::new()),
+            watcher: Mutex::new(None),
         })
     }
 
@@ -238,35 +242,7 @@ impl Cluster for KubeCluster {
         namespace: Option<&str>,
         label_selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
-        let what = format!("list {}", resource.kind);
-        let mut params = ListParams::default();
-        if !label_selector.is_empty() {
-            params = params.labels(label_selector);
-        }
-        let req = Request::new(collection(resource, namespace))
-            .list(&params)
-            .map_err(|e| build_error(&what, e))?;
-        let mut list: Value = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| error(&what, e))?;
-        let items = match list.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        // List items come without apiVersion and kind.
-        let api_version = resource.api_version();
-        Ok(items
-            .into_iter()
-            .map(|mut item| {
-                if let Some(o) = item.as_object_mut() {
-                    o.insert("apiVersion".into(), Value::from(api_version.as_str()));
-                    o.insert("kind".into(), Value::from(resource.kind.as_str()));
-                }
-                item
-            })
-            .collect())
+        Ok(self.list_at(resource, namespace, label_selector).await?.0)
     }
 
     async fn apply(
@@ -308,6 +284,131 @@ impl Cluster for KubeCluster {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(error(&what, e)),
         }
+    }
+}
+
+impl KubeCluster {
+    /// A list and its resourceVersion.
+    async fn list_at(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        label_selector: &str,
+    ) -> Result<(Vec<Value>, String), ClusterError> {
+        let what = format!("list {}", resource.kind);
+        let mut params = ListParams::default();
+        if !label_selector.is_empty() {
+            params = params.labels(label_selector);
+        }
+        let req = Request::new(collection(resource, namespace))
+            .list(&params)
+            .map_err(|e| build_error(&what, e))?;
+        let mut list: Value = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| error(&what, e))?;
+        let version = list
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let items = match list.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        // List items come without apiVersion and kind.
+        let items = items
+            .into_iter()
+            .map(|mut item| {
+                typed(&mut item, resource);
+                item
+            })
+            .collect();
+        Ok((items, version))
+    }
+
+    /// The client for watches: the same configuration, with a read timeout longer than the
+    /// watch's own, so a quiet watch ends at the server's timeout rather than the client's.
+    fn watch_client(&self) -> Result<Client, ClusterError> {
+        let mut cache = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut config = self.config.clone();
+        config.read_timeout = Some(WATCH_TIMEOUT + Duration::from_secs(30));
+        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        *cache = Some(client.clone());
+        Ok(client)
+    }
+}
+
+/// Fills in `apiVersion` and `kind`, which list items and some watch events lack.
+fn typed(item: &mut Value, resource: &Resource) {
+    if let Some(o) = item.as_object_mut() {
+        if !o.contains_key("apiVersion") {
+            o.insert("apiVersion".into(), Value::from(resource.api_version()));
+        }
+        if !o.contains_key("kind") {
+            o.insert("kind".into(), Value::from(resource.kind.as_str()));
+        }
+    }
+}
+
+impl Watch for KubeCluster {
+    async fn list_versioned(
+        &self,
+        resource: &Resource,
+        label_selector: &str,
+    ) -> Result<(Vec<Value>, String), ClusterError> {
+        self.list_at(resource, None, label_selector).await
+    }
+
+    async fn watch(
+        &self,
+        resource: &Resource,
+        label_selector: &str,
+        resource_version: &str,
+    ) -> Result<WatchStream, ClusterError> {
+        let what = format!("watch {}", resource.kind);
+        let mut params = WatchParams::default().timeout(WATCH_TIMEOUT.as_secs() as u32);
+        params.bookmarks = true;
+        if !label_selector.is_empty() {
+            params = params.labels(label_selector);
+        }
+        let req = Request::new(collection(resource, None))
+            .watch(&params, resource_version)
+            .map_err(|e| build_error(&what, e))?;
+        let events = match self.watch_client()?.request_events::<Value>(req).await {
+            Ok(events) => events,
+            Err(kube::Error::Api(s)) if s.code == 410 => {
+                return Ok(Box::pin(futures_util::stream::iter([WatchEvent::Gone])));
+            }
+            Err(e) => return Err(error(&what, e)),
+        };
+        let resource = resource.clone();
+        Ok(Box::pin(events.map(move |event| match event {
+            Ok(kube::core::WatchEvent::Added(mut v) | kube::core::WatchEvent::Modified(mut v)) => {
+                typed(&mut v, &resource);
+                WatchEvent::Applied(v)
+            }
+            Ok(kube::core::WatchEvent::Deleted(mut v)) => {
+                typed(&mut v, &resource);
+                WatchEvent::Deleted(v)
+            }
+            Ok(kube::core::WatchEvent::Bookmark(b)) => {
+                WatchEvent::Bookmark(b.metadata.resource_version)
+            }
+            Ok(kube::core::WatchEvent::Error(s)) if s.code == 410 => WatchEvent::Gone,
+            Ok(kube::core::WatchEvent::Error(s)) => WatchEvent::Error(ClusterError::Api {
+                what: what.clone(),
+                code: s.code,
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            }),
+            Err(kube::Error::Api(s)) if s.code == 410 => WatchEvent::Gone,
+            Err(e) => WatchEvent::Error(error(&what, e)),
+        })))
     }
 }
 

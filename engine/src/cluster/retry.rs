@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::watch::{Watch, WatchStream};
 use super::{ApplyParams, Cluster, ClusterError, Resource};
 
 /// How to retry: at most `attempts` tries, waiting `initial`, then twice as long each time up to
@@ -152,6 +153,31 @@ impl<C: Cluster> Cluster for Retrying<C> {
             self.inner.delete(resource, namespace, name)
         })
         .await
+    }
+}
+
+impl<C: Watch> Watch for Retrying<C> {
+    async fn list_versioned(
+        &self,
+        resource: &Resource,
+        label_selector: &str,
+    ) -> Result<(Vec<Value>, String), ClusterError> {
+        retry(&self.backoff, || {
+            self.inner.list_versioned(resource, label_selector)
+        })
+        .await
+    }
+
+    /// Not retried: the follower resumes or relists by itself.
+    async fn watch(
+        &self,
+        resource: &Resource,
+        label_selector: &str,
+        resource_version: &str,
+    ) -> Result<WatchStream, ClusterError> {
+        self.inner
+            .watch(resource, label_selector, resource_version)
+            .await
     }
 }
 

@@ -121,6 +121,9 @@ pub struct Metrics {
     drift_corrections: AtomicU64,
     last_applied: Mutex<Option<LastApplied>>,
     webhook: [AtomicU64; WebhookOutcome::ALL.len()],
+    cache_objects: AtomicU64,
+    cache_lists: AtomicU64,
+    cache_misses: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -143,7 +146,7 @@ impl Metrics {
         Self::default()
     }
 
-    /// Records a finished reconcile: its result and how long it took (fetch to end of apply).
+    /// Records a finished reconcile: its result and how long it took (gate to end of apply).
     pub fn reconciled(&self, result: ReconcileResult, duration: Duration) {
         self.reconciles[result as usize].fetch_add(1, Ordering::Relaxed);
         let seconds = duration.as_secs_f64();
@@ -196,6 +199,14 @@ impl Metrics {
         });
     }
 
+    /// Records the watch cache's state: objects held, lists its watches needed (the first one of
+    /// each kind, then one per expired or broken watch), and lists it could not answer.
+    pub fn watch_cache(&self, objects: u64, lists: u64, misses: u64) {
+        self.cache_objects.store(objects, Ordering::Relaxed);
+        self.cache_lists.store(lists, Ordering::Relaxed);
+        self.cache_misses.store(misses, Ordering::Relaxed);
+    }
+
     /// Counts a webhook delivery by what became of it.
     pub fn webhook(&self, outcome: WebhookOutcome) {
         self.webhook[outcome as usize].fetch_add(1, Ordering::Relaxed);
@@ -210,7 +221,7 @@ impl Metrics {
             &mut out,
             "tally_reconcile_duration_seconds",
             "histogram",
-            "Time a reconcile took, from fetch to the end of apply.",
+            "Time a reconcile took, from the gate to the end of apply (the fetch not included).",
         );
         {
             let histogram = lock(&self.duration);
@@ -302,6 +313,35 @@ impl Metrics {
             &[],
             counter(&self.drift_corrections),
         );
+
+        family(
+            &mut out,
+            "tally_watch_cache_objects",
+            "gauge",
+            "Live objects held by the watch cache.",
+        );
+        sample(
+            &mut out,
+            "tally_watch_cache_objects",
+            &[],
+            counter(&self.cache_objects),
+        );
+        let cache_counters = [
+            (
+                "tally_watch_cache_lists_total",
+                "Lists the watch cache sent: one per kind, then one per expired or broken watch.",
+                &self.cache_lists,
+            ),
+            (
+                "tally_watch_cache_misses_total",
+                "Lists the watch cache could not answer (a watch was broken) and sent on.",
+                &self.cache_misses,
+            ),
+        ];
+        for (name, help, value) in cache_counters {
+            family(&mut out, name, "counter", help);
+            sample(&mut out, name, &[], counter(value));
+        }
 
         {
             let last = lock(&self.last_applied);
