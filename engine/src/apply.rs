@@ -135,6 +135,27 @@ impl ApplyReport {
         out
     }
 
+    /// Why the apply was not clean, in one line (at most five problems named); empty when it was.
+    pub fn why_unclean(&self) -> String {
+        let mut why: Vec<String> = self
+            .problems()
+            .into_iter()
+            .take(5)
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect();
+        match &self.outcome {
+            Outcome::Interrupted(phase) => why.push(format!(
+                "stopped before the {phase} wave (shutting down); nothing was pruned"
+            )),
+            Outcome::NotStarted(reason) => why.push(format!("nothing was applied: {reason}")),
+            Outcome::Clean | Outcome::WaveFailed(_) => {}
+        }
+        if let Some(e) = &self.inventory_error {
+            why.push(format!("recording the inventory: {e}"));
+        }
+        why.join("; ")
+    }
+
     /// A readable account: what was applied and pruned, what is unhealthy and why.
     pub fn text(&self) -> String {
         let mut out = String::new();

@@ -119,6 +119,16 @@ pub struct State {
     pub last_applied: Option<String>,
     /// The last recorded status, to write it again only when it changes.
     last_status: Option<(String, String, String)>,
+    /// The gate's verdict on the last commit read, and its rendering: a commit is gated and
+    /// rendered once, not at every interval.
+    gated: Option<Gated>,
+}
+
+/// A commit the gate has judged: its desired state, or why it cannot be applied.
+#[derive(Debug, Clone)]
+struct Gated {
+    commit: String,
+    verdict: Result<Desired, Outcome>,
 }
 
 /// Reconciles `environment` from the repo at `root` (a checkout of `commit`).
@@ -173,57 +183,26 @@ async fn run<C: Cluster>(
     state: &mut State,
     health: &mut BTreeMap<String, String>,
 ) -> Outcome {
-    let env = settings.environment.as_str();
-    // The gate, with the repo's own policy configuration.
-    let mut gate = GateOptions::default();
-    match PolicyConfig::load(&root.join(load::REPO_FILE)) {
-        Ok(config) => gate.policy = config,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: format!("reading tally.yaml: {e}"),
-            };
-        }
-    }
-    let report = match layout_validate::validate_repo(root, &gate, Some(env)) {
-        Ok(r) => r,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: format!("gate: {e}"),
-            };
+    let cached = state.gated.as_ref().filter(|g| g.commit == commit);
+    let desired = match cached {
+        Some(g) => g.verdict.clone(),
+        None => {
+            let verdict = gate_and_render(root, commit, &settings.environment);
+            // A rejection or a rendering stands for the commit; other failures (a renderer
+            // that could not run) are tried again next time.
+            if !matches!(verdict, Err(Outcome::Failed { .. })) {
+                state.gated = Some(Gated {
+                    commit: commit.to_owned(),
+                    verdict: verdict.clone(),
+                });
+            }
+            verdict
         }
     };
-    if report.fails(Severity::Error) {
-        let errors: Vec<_> = report
-            .findings
-            .iter()
-            .filter(|f| f.fails(Severity::Error))
-            .collect();
-        let first = errors
-            .first()
-            .map(|f| format!("{}:{}: {}: {}", f.file, f.pos.line, f.rule, f.message))
-            .unwrap_or_default();
-        return Outcome::Rejected {
-            errors: errors.len(),
-            first,
-        };
-    }
-    let repo = match load::load(root) {
-        Ok(r) => r,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: format!("loading the repo: {e}"),
-            };
-        }
+    let desired = match desired {
+        Ok(d) => d,
+        Err(outcome) => return outcome,
     };
-    let rendered = match render::render(&repo, env, &[]) {
-        Ok(r) => r,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: format!("rendering: {e}"),
-            };
-        }
-    };
-    let desired = Desired::from_rendered(rendered, &repo, commit);
     let plan = match plan(cluster, desired, &settings.plan).await {
         Ok(p) => p,
         Err(e) => {
@@ -253,14 +232,8 @@ async fn run<C: Cluster>(
     }
     let report = apply(cluster, &plan, &settings.apply).await;
     if !report.is_clean() {
-        let problems: Vec<String> = report
-            .problems()
-            .into_iter()
-            .take(5)
-            .map(|(id, why)| format!("{id}: {why}"))
-            .collect();
         return Outcome::Failed {
-            reason: format!("apply did not complete: {}", problems.join("; ")),
+            reason: format!("apply did not complete: {}", report.why_unclean()),
         };
     }
     state.last_applied = Some(commit.to_owned());
@@ -274,6 +247,61 @@ async fn run<C: Cluster>(
             0
         },
     }
+}
+
+/// Gates the commit at `root` with the repo's own policy configuration, then renders the
+/// environment: its desired state, or the outcome that stops the reconcile.
+fn gate_and_render(root: &Path, commit: &str, env: &str) -> Result<Desired, Outcome> {
+    // The gate, with the repo's own policy configuration.
+    let mut gate = GateOptions::default();
+    match PolicyConfig::load(&root.join(load::REPO_FILE)) {
+        Ok(config) => gate.policy = config,
+        Err(e) => {
+            return Err(Outcome::Failed {
+                reason: format!("reading tally.yaml: {e}"),
+            });
+        }
+    }
+    let report = match layout_validate::validate_repo(root, &gate, Some(env)) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(Outcome::Failed {
+                reason: format!("gate: {e}"),
+            });
+        }
+    };
+    if report.fails(Severity::Error) {
+        let errors: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.fails(Severity::Error))
+            .collect();
+        let first = errors
+            .first()
+            .map(|f| format!("{}:{}: {}: {}", f.file, f.pos.line, f.rule, f.message))
+            .unwrap_or_default();
+        return Err(Outcome::Rejected {
+            errors: errors.len(),
+            first,
+        });
+    }
+    let repo = match load::load(root) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(Outcome::Failed {
+                reason: format!("loading the repo: {e}"),
+            });
+        }
+    };
+    let rendered = match render::render(&repo, env, &[]) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(Outcome::Failed {
+                reason: format!("rendering: {e}"),
+            });
+        }
+    };
+    Ok(Desired::from_rendered(rendered, &repo, commit))
 }
 
 fn describe_health(h: &Health) -> String {

@@ -568,6 +568,12 @@ async fn a_stop_request_ends_the_apply_between_waves() {
     };
     let r = apply(&c, &p, &options).await;
     assert_eq!(r.outcome, Outcome::Interrupted(Phase::Foundation));
+    assert!(!r.is_clean());
+    assert!(
+        r.why_unclean().contains("stopped before the"),
+        "{}",
+        r.why_unclean()
+    );
     // Only the inventory, listing what was about to be created.
     assert_eq!(c.log(), vec![INVENTORY_WRITE]);
     assert_eq!(inventory(&c).pending.as_deref(), Some("c1"));
