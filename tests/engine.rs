@@ -285,14 +285,28 @@ fn api_faults_mid_apply_are_retried() {
 }
 
 /// Polls `check` for up to 30 s.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    if !poll(check) {
+        panic!("timed out waiting for {what}");
+    }
+}
+
+/// As [`eventually`], and on failure shows the daemon's log.
+fn eventually_logged(what: &str, log: &Path, check: impl FnMut() -> bool) {
+    if !poll(check) {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("timed out waiting for {what}; the daemon's log:\n{log}");
+    }
+}
+
+fn poll(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..300 {
         if check() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out waiting for {what}");
+    false
 }
 
 #[test]
@@ -356,11 +370,12 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
         Some(json!("registry.example.com/shop/api:2.0.1"))
     );
     // ...and is a Kubernetes Event too.
-    let events = store.list("events", Some("tally-system"));
-    assert!(
-        events.iter().any(|e| e["reason"] == "CommitRejected"),
-        "{events:?}"
-    );
+    eventually("the rejection's Event", || {
+        store
+            .list("events", Some("tally-system"))
+            .iter()
+            .any(|e| e["reason"] == "CommitRejected")
+    });
 
     // SIGTERM: the daemon stops cleanly.
     let status = terminate(&mut child.0);
@@ -409,7 +424,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
     let repo = c.repo();
     let first = commit_all(&repo);
     let log = c.dir.join("daemon.log");
-    let mut child = c
+    let child = c
         .daemon()
         .args([
             "--interval",
@@ -426,6 +441,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
         .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
     let store = c.server.store();
     let status = |s: &tally_fake_apiserver::Store| {
         s.get("configmaps", "tally-system", "tally-status-staging")
@@ -441,9 +457,13 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
         s.get("deployments.apps", "shop", app)
             .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
     };
-    eventually("the first commit applied", || {
-        status(&store) == (first.clone(), "applied".into())
-    });
+    // The round after an apply finds nothing to do and records that; either shows the commit
+    // applied.
+    let applied = |commit: &str| {
+        let (at, result) = status(&store);
+        at == commit && (result == "applied" || result == "no_change")
+    };
+    eventually_logged("the first commit applied", &log, || applied(&first));
     assert!(image(&store, "web").is_some());
 
     // A new commit on the branch is applied, and its id recorded.
@@ -453,9 +473,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
         "web: 1.5.0-rc.2",
     );
     let second = commit_all(&repo);
-    eventually("the second commit applied", || {
-        status(&store) == (second.clone(), "applied".into())
-    });
+    eventually_logged("the second commit applied", &log, || applied(&second));
     assert_eq!(
         image(&store, "web"),
         Some(json!("registry.example.com/shop/web:1.5.0-rc.2"))
@@ -468,7 +486,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
         "image: registry.example.com/shop/api:latest",
     );
     let third = commit_all(&repo);
-    eventually("the rejection recorded", || {
+    eventually_logged("the rejection recorded", &log, || {
         status(&store) == (third.clone(), "rejected".into())
     });
     assert_eq!(
@@ -480,7 +498,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
     assert!(recorded.contains(&second), "{recorded}");
     assert!(!recorded.contains(&third), "{recorded}");
 
-    let exit = terminate(&mut child);
+    let exit = terminate(&mut child.0);
     assert!(exit.success(), "{exit:?}");
     let logs = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logs.contains(&format!("\"commit\":\"{second}\"")), "{logs}");
