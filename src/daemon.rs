@@ -13,7 +13,7 @@ use tally_engine::daemon::{
     serve,
 };
 use tally_engine::reconcile::{self, Outcome, ReconcileSettings, Record, State};
-use tally_engine::source::GitSource;
+use tally_engine::source::{Credentials, GitSource, Token, redact_url};
 use tally_engine::{ApplyOptions, KubeCluster, KubeOptions, PlanOptions, Retrying};
 
 /// What the daemon follows.
@@ -26,6 +26,8 @@ pub enum Source {
         url: String,
         /// The cache directory.
         cache: PathBuf,
+        /// How to authenticate to it.
+        credentials: Credentials,
     },
 }
 
@@ -154,13 +156,24 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
     };
     let mut git = match &d.source {
         Source::Path(_) => None,
-        Source::Git { url, cache } => {
-            Some(GitSource::open(url, &d.branch, cache).map_err(|e| e.to_string())?)
-        }
+        Source::Git {
+            url,
+            cache,
+            credentials,
+        } => Some(
+            GitSource::open(url, &d.branch, cache)
+                .map_err(|e| e.to_string())?
+                .with_credentials(credentials.clone()),
+        ),
     };
     let source = match &d.source {
         Source::Path(p) => json!({"path": p}),
-        Source::Git { url, cache } => json!({"repo": url, "branch": d.branch, "cache": cache}),
+        Source::Git {
+            url,
+            cache,
+            credentials,
+        } => json!({"repo": redact_url(url), "branch": d.branch, "cache": cache,
+            "auth": auth_label(credentials)}),
     };
     log(
         &d,
@@ -248,7 +261,19 @@ async fn read_source(d: &Daemon, git: &mut Option<GitSource>) -> Result<(PathBuf
         (Source::Path(path), None) => reconcile::tree_digest(path)
             .map(|digest| (path.clone(), digest))
             .map_err(|e| format!("reading {}: {e}", path.display())),
-        (Source::Git { url, .. }, None) => Err(format!("the cache of {url} is not open")),
+        (Source::Git { url, .. }, None) => {
+            Err(format!("the cache of {} is not open", redact_url(url)))
+        }
+    }
+}
+
+/// How the daemon authenticates, for the start line: where secrets come from, never their values.
+fn auth_label(c: &Credentials) -> String {
+    match (&c.token, &c.ssh_key) {
+        (_, Some(key)) => format!("ssh key {}", key.private_key.display()),
+        (Some(Token::File(path)), None) => format!("token file {}", path.display()),
+        (Some(Token::Env(_)), None) => format!("token from {}", tally_engine::source::TOKEN_ENV),
+        (None, None) => "none".to_owned(),
     }
 }
 
