@@ -28,6 +28,8 @@ pub enum Source {
         cache: PathBuf,
         /// How to authenticate to it.
         credentials: Credentials,
+        /// How long a fetch may take.
+        fetch_timeout: Duration,
     },
 }
 
@@ -160,10 +162,12 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
             url,
             cache,
             credentials,
+            fetch_timeout,
         } => Some(
             GitSource::open(url, &d.branch, cache)
                 .map_err(|e| e.to_string())?
-                .with_credentials(credentials.clone()),
+                .with_credentials(credentials.clone())
+                .with_fetch_timeout(*fetch_timeout),
         ),
     };
     let source = match &d.source {
@@ -172,8 +176,9 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
             url,
             cache,
             credentials,
+            fetch_timeout,
         } => json!({"repo": redact_url(url), "branch": d.branch, "cache": cache,
-            "auth": auth_label(credentials)}),
+            "auth": auth_label(credentials), "fetch_timeout_s": fetch_timeout.as_secs_f64()}),
     };
     log(
         &d,

@@ -195,6 +195,11 @@ struct RunArgs {
     #[arg(long, value_name = "URL")]
     repo: Option<String>,
 
+    /// Give up on a fetch of --repo after this many seconds (connecting, each wait for the
+    /// server, and the whole transfer); the round fails and the last good commit stays applied.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", requires = "repo")]
+    fetch_timeout: u64,
+
     /// Where --repo's clone and commit trees are kept (default: /var/cache/tally, or a
     /// directory in the temporary directory when that is not writable).
     #[arg(long, value_name = "DIR", requires = "repo")]
@@ -621,6 +626,7 @@ fn run_daemon(args: RunArgs) -> Result<u8, String> {
                 url,
                 cache,
                 credentials,
+                fetch_timeout: std::time::Duration::from_secs(args.fetch_timeout.max(1)),
             }
         }
         _ => return Err("give exactly one source: --repo URL or --path DIR".into()),

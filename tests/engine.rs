@@ -891,3 +891,36 @@ fn git_credential_flags_that_cannot_apply_are_refused_at_start() {
         assert!(out.contains(expected), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn a_fetch_that_never_answers_times_out_as_a_failed_round() {
+    let c = setup("fetchtimeout");
+    // Accepts connections and holds them open, never sending a byte.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let child = c
+        .daemon()
+        .args(["--interval", "3600", "--fetch-timeout", "1"])
+        .arg("--repo")
+        .arg(format!("http://{addr}/acme/platform.git"))
+        .arg("--cache-dir")
+        .arg(c.dir.join("cache"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
+    let store = c.server.store();
+    let status = || store.get("configmaps", "tally-system", "tally-status-staging");
+    eventually("the failed round recorded", || {
+        status().is_some_and(|cm| cm["data"]["result"] == "failed")
+    });
+    let recorded = status().map(|cm| cm.to_string()).unwrap_or_default();
+    assert!(recorded.contains("fetch timeout of 1s"), "{recorded}");
+    assert!(terminate(&mut child.0).success());
+}

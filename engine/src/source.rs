@@ -15,12 +15,18 @@
 //!
 //! A private remote takes [`Credentials`]: a token for HTTPS, or a key for SSH with a known_hosts
 //! file its host key must be in ([`KnownHosts`]); no SSH host is trusted without one.
+//!
+//! A fetch is bounded by a timeout ([`GitSource::with_fetch_timeout`], default
+//! [`DEFAULT_FETCH_TIMEOUT`]): connecting, and each wait for the server, gives up after it, and a
+//! transfer still going when it has passed is abandoned.
 
 mod auth;
 pub mod known_hosts;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use git2::{
     CertificateCheckStatus, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, RemoteCallbacks,
@@ -90,6 +96,9 @@ pub enum SourceError {
     },
 }
 
+/// How long a fetch may take when no timeout is given.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A commit written out as files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
@@ -111,6 +120,7 @@ pub struct GitSource {
     dir: PathBuf,
     repo: Repository,
     credentials: Credentials,
+    fetch_timeout: Duration,
 }
 
 impl std::fmt::Debug for GitSource {
@@ -147,7 +157,15 @@ impl GitSource {
             dir,
             repo,
             credentials: Credentials::default(),
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
         })
+    }
+
+    /// Give up on a fetch after `timeout`: connecting and each wait for the server are bounded by
+    /// it, and a transfer still going when it has passed is abandoned.
+    pub fn with_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
     }
 
     /// Authenticate with `credentials` from the next fetch on.
@@ -181,8 +199,25 @@ impl GitSource {
         let refspec = format!("+{reference}:{reference}");
         let mut attempts = Attempts::new(&self.credentials);
         let host_key_refused = RefCell::new(None);
+        // One network fetch at a time in this process: the socket timeouts are process-wide.
+        let _network = NETWORK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set_socket_timeouts(self.fetch_timeout);
+        let deadline = Instant::now() + self.fetch_timeout;
+        let timed_out = Cell::new(false);
+        let in_time = || {
+            let ok = Instant::now() < deadline;
+            if !ok {
+                timed_out.set(true);
+            }
+            ok
+        };
         let fetched = {
             let mut callbacks = RemoteCallbacks::new();
+            // Returning false abandons the transfer; both are called as data arrives.
+            callbacks.transfer_progress(|_| in_time());
+            callbacks.sideband_progress(|_| in_time());
             callbacks.credentials(|_url, username, allowed| attempts.callback(username, allowed));
             callbacks.certificate_check(|cert, host| {
                 // TLS certificates are checked by libgit2 and OpenSSL as usual.
@@ -205,6 +240,16 @@ impl GitSource {
             remote.fetch(&[refspec.as_str()], Some(&mut options), None)
         };
         if let Err(e) = fetched {
+            if timed_out.get() || e.code() == ErrorCode::Timeout {
+                return Err(SourceError::Unreachable {
+                    url: self.url.clone(),
+                    message: format!(
+                        "gave up after the fetch timeout of {} ({})",
+                        seconds(self.fetch_timeout),
+                        e.message()
+                    ),
+                });
+            }
             // Our reason, not libgit2's generic one ("invalid or unknown remote ssh hostkey").
             return Err(match host_key_refused.into_inner().or(attempts.refusal) {
                 Some(message) => SourceError::Auth {
@@ -356,6 +401,32 @@ impl GitSource {
             },
         }
     }
+}
+
+/// Held for the length of a fetch: libgit2's socket timeouts are process-wide, so a fetch sets
+/// them and no other fetch in this process opens a connection meanwhile.
+static NETWORK: Mutex<()> = Mutex::new(());
+
+/// Sets libgit2's connect timeout and its timeout for each read or write on a socket (HTTP, HTTPS
+/// and SSH) to `timeout`. Called with [`NETWORK`] held.
+#[allow(unsafe_code)]
+fn set_socket_timeouts(timeout: Duration) {
+    let ms = i32::try_from(timeout.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
+    // SAFETY: these write two plain `int`s in libgit2 that it copies when it opens a socket. The
+    // functions are `unsafe` only because a write racing such a copy would be a data race; every
+    // fetch in this process holds `NETWORK` from before these writes until its sockets are
+    // closed, and nothing else here opens libgit2 sockets. Neither call can fail.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+    }
+}
+
+/// `1s`, `1.5s`, `60s`.
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// Where the cache lives when none is given: `/var/cache/tally` when it can be written, else a
@@ -828,6 +899,29 @@ mod tests {
         assert!(
             err.as_ref()
                 .is_err_and(|m| m.contains("github.com is not in")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_given_up_on_after_the_fetch_timeout() {
+        let tmp = temp();
+        // Accepts connections and holds them open, never sending a byte.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let mut source = GitSource::open(&format!("http://{addr}/r.git"), "main", tmp.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_fetch_timeout(Duration::from_secs(1));
+        let err = source.fetch().err();
+        assert!(
+            matches!(err, Some(SourceError::Unreachable { ref message, .. })
+                if message.contains("fetch timeout of 1s")),
             "{err:?}"
         );
     }
