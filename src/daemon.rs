@@ -1,6 +1,8 @@
 //! `tally run`: the reconcile loop. Every interval (and on demand), gate and apply the source's
 //! current state; correct or report drift; stop cleanly between waves on SIGTERM or Ctrl-C.
 
+mod watch;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -156,6 +158,23 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         }
         None => None,
     };
+    // A working tree is also watched: a change reconciles at once (the interval still runs).
+    let _watch = match &d.source {
+        Source::Path(root) => match watch::watch(root, triggers.clone(), watch::DEBOUNCE) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                let warning = format!("{e}; following it every interval only");
+                log(
+                    &d,
+                    "warn",
+                    "cannot watch the working tree",
+                    json!({"path": root, "error": warning}),
+                );
+                None
+            }
+        },
+        Source::Git { .. } => None,
+    };
     let mut git = match &d.source {
         Source::Path(_) => None,
         Source::Git {
@@ -193,7 +212,11 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         tokio::select! {
             _ = ticker.tick() => {}
             Some(trigger) = pushed.recv() => {
-                log(&d, "info", "push received", json!({"commit": trigger.commit, "delivery": trigger.delivery}));
+                if trigger.commit.is_empty() {
+                    log(&d, "info", "working tree changed", json!({}));
+                } else {
+                    log(&d, "info", "push received", json!({"commit": trigger.commit, "delivery": trigger.delivery}));
+                }
             }
             _ = leadership_changed(&mut election) => {}
             _ = shutdown.notified() => break,

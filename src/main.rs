@@ -187,6 +187,7 @@ struct RunArgs {
     env: String,
 
     /// Follow a local working tree (development; a digest of its files stands for the commit).
+    /// The tree is watched: a change reconciles at once, without waiting for the interval.
     #[arg(long, value_name = "DIR")]
     path: Option<PathBuf>,
 

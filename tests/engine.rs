@@ -924,3 +924,42 @@ fn a_fetch_that_never_answers_times_out_as_a_failed_round() {
     assert!(recorded.contains("fetch timeout of 1s"), "{recorded}");
     assert!(terminate(&mut child.0).success());
 }
+
+#[test]
+fn a_watched_working_tree_is_applied_on_change_without_waiting_for_the_interval() {
+    let c = setup("watch");
+    let log = c.dir.join("daemon.log");
+    let child = c
+        .daemon()
+        // An interval so long that only the change notification can explain a second apply.
+        .args(["--interval", "3600", "--log-format", "json"])
+        .arg("--path")
+        .arg(c.repo())
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
+    let store = c.server.store();
+    let image = || {
+        store
+            .get("deployments.apps", "shop", "web")
+            .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+    };
+    eventually("the first apply", || {
+        image() == Some(json!("registry.example.com/shop/web:1.5.0-rc.1"))
+            && store
+                .get("configmaps", "tally-system", "tally-status-staging")
+                .is_some()
+    });
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: 1.5.0-rc.1",
+        "web: 1.5.0-rc.4",
+    );
+    eventually("the edit applied", || {
+        image() == Some(json!("registry.example.com/shop/web:1.5.0-rc.4"))
+    });
+    assert!(terminate(&mut child.0).success());
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logs.contains("\"msg\":\"working tree changed\""), "{logs}");
+}
