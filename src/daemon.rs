@@ -1,6 +1,8 @@
 //! `tally run`: the reconcile loop. Every interval (and on demand), gate and apply the source's
 //! current state; correct or report drift; stop cleanly between waves on SIGTERM or Ctrl-C.
 
+mod watch;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +15,7 @@ use tally_engine::daemon::{
     serve,
 };
 use tally_engine::reconcile::{self, Outcome, ReconcileSettings, Record, State};
-use tally_engine::source::GitSource;
+use tally_engine::source::{Credentials, GitSource, Token, redact_url};
 use tally_engine::{ApplyOptions, KubeCluster, KubeOptions, PlanOptions, Retrying};
 
 /// What the daemon follows.
@@ -26,6 +28,10 @@ pub enum Source {
         url: String,
         /// The cache directory.
         cache: PathBuf,
+        /// How to authenticate to it.
+        credentials: Credentials,
+        /// How long a fetch may take.
+        fetch_timeout: Duration,
     },
 }
 
@@ -160,15 +166,46 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         }
         None => None,
     };
+    // A working tree is also watched: a change reconciles at once (the interval still runs).
+    let _watch = match &d.source {
+        Source::Path(root) => match watch::watch(root, triggers.clone(), watch::DEBOUNCE) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                let warning = format!("{e}; following it every interval only");
+                log(
+                    &d,
+                    "warn",
+                    "cannot watch the working tree",
+                    json!({"path": root, "error": warning}),
+                );
+                None
+            }
+        },
+        Source::Git { .. } => None,
+    };
     let mut git = match &d.source {
         Source::Path(_) => None,
-        Source::Git { url, cache } => {
-            Some(GitSource::open(url, &d.branch, cache).map_err(|e| e.to_string())?)
-        }
+        Source::Git {
+            url,
+            cache,
+            credentials,
+            fetch_timeout,
+        } => Some(
+            GitSource::open(url, &d.branch, cache)
+                .map_err(|e| e.to_string())?
+                .with_credentials(credentials.clone())
+                .with_fetch_timeout(*fetch_timeout),
+        ),
     };
     let source = match &d.source {
         Source::Path(p) => json!({"path": p}),
-        Source::Git { url, cache } => json!({"repo": url, "branch": d.branch, "cache": cache}),
+        Source::Git {
+            url,
+            cache,
+            credentials,
+            fetch_timeout,
+        } => json!({"repo": redact_url(url), "branch": d.branch, "cache": cache,
+            "auth": auth_label(credentials), "fetch_timeout_s": fetch_timeout.as_secs_f64()}),
     };
     log(
         &d,
@@ -183,7 +220,11 @@ async fn run_async(d: Daemon) -> Result<u8, String> {
         tokio::select! {
             _ = ticker.tick() => {}
             Some(trigger) = pushed.recv() => {
-                log(&d, "info", "push received", json!({"commit": trigger.commit, "delivery": trigger.delivery}));
+                if trigger.commit.is_empty() {
+                    log(&d, "info", "working tree changed", json!({}));
+                } else {
+                    log(&d, "info", "push received", json!({"commit": trigger.commit, "delivery": trigger.delivery}));
+                }
             }
             _ = leadership_changed(&mut election) => {}
             _ = shutdown.notified() => break,
@@ -258,7 +299,19 @@ async fn read_source(d: &Daemon, git: &mut Option<GitSource>) -> Result<(PathBuf
         (Source::Path(path), None) => reconcile::tree_digest(path)
             .map(|digest| (path.clone(), digest))
             .map_err(|e| format!("reading {}: {e}", path.display())),
-        (Source::Git { url, .. }, None) => Err(format!("the cache of {url} is not open")),
+        (Source::Git { url, .. }, None) => {
+            Err(format!("the cache of {} is not open", redact_url(url)))
+        }
+    }
+}
+
+/// How the daemon authenticates, for the start line: where secrets come from, never their values.
+fn auth_label(c: &Credentials) -> String {
+    match (&c.token, &c.ssh_key) {
+        (_, Some(key)) => format!("ssh key {}", key.private_key.display()),
+        (Some(Token::File(path)), None) => format!("token file {}", path.display()),
+        (Some(Token::Env(_)), None) => format!("token from {}", tally_engine::source::TOKEN_ENV),
+        (None, None) => "none".to_owned(),
     }
 }
 

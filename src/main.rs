@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tally_engine::source;
 use tally_layout::{emit, init, load, render, validate as layout_validate};
 use tally_validator::Severity;
 use tally_validator::gate::{self, GateOptions, GateReport};
@@ -186,6 +187,7 @@ struct RunArgs {
     env: String,
 
     /// Follow a local working tree (development; a digest of its files stands for the commit).
+    /// The tree is watched: a change reconciles at once, without waiting for the interval.
     #[arg(long, value_name = "DIR")]
     path: Option<PathBuf>,
 
@@ -193,6 +195,11 @@ struct RunArgs {
     /// Each round (interval or push) fetches it into the cache and reconciles its head commit.
     #[arg(long, value_name = "URL")]
     repo: Option<String>,
+
+    /// Give up on a fetch of --repo after this many seconds (connecting, each wait for the
+    /// server, and the whole transfer); the round fails and the last good commit stays applied.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", requires = "repo")]
+    fetch_timeout: u64,
 
     /// Where --repo's clone and commit trees are kept (default: /var/cache/tally, or a
     /// directory in the temporary directory when that is not writable).
@@ -253,6 +260,30 @@ struct RunArgs {
     /// The branch to follow (--repo), and whose pushes trigger a reconcile.
     #[arg(long, default_value = "main")]
     branch: String,
+
+    /// HTTPS: a file holding a token (GitHub, GitLab, Bitbucket...), sent as the password of basic
+    /// auth; read at each fetch, so a rotated Secret is picked up. Default: the TALLY_GIT_TOKEN
+    /// environment variable.
+    #[arg(long, value_name = "PATH", requires = "repo")]
+    git_token_file: Option<PathBuf>,
+
+    /// HTTPS: the user name sent with the token (default: the URL's, else x-access-token, which
+    /// GitHub accepts for every token); SSH: the user when the URL names none (default git).
+    #[arg(long, value_name = "NAME", requires = "repo")]
+    git_username: Option<String>,
+
+    /// SSH: the private key file (OpenSSH or PEM format), for ssh:// and git@host:path remotes.
+    #[arg(long, value_name = "PATH", requires = "repo")]
+    git_ssh_key: Option<PathBuf>,
+
+    /// SSH: a file holding the private key's passphrase.
+    #[arg(long, value_name = "PATH", requires = "git_ssh_key")]
+    git_ssh_passphrase_file: Option<PathBuf>,
+
+    /// SSH: the known_hosts file the server's host key must be in (`ssh-keyscan HOST` prints the
+    /// lines); required for SSH remotes: no host is trusted without it.
+    #[arg(long, value_name = "PATH", requires = "repo")]
+    git_known_hosts: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -575,7 +606,7 @@ fn render_environment(args: RenderArgs) -> Result<u8, String> {
 }
 
 fn run_daemon(args: RunArgs) -> Result<u8, String> {
-    let source = match (args.path, args.repo) {
+    let source = match (args.path.clone(), args.repo.clone()) {
         (Some(path), None) => {
             if !load::is_repo(&path) {
                 return Err(format!(
@@ -586,12 +617,18 @@ fn run_daemon(args: RunArgs) -> Result<u8, String> {
             daemon::Source::Path(path)
         }
         (None, Some(url)) => {
-            let cache = match args.cache_dir {
-                Some(dir) if tally_engine::source::writable(&dir) => dir,
+            let cache = match &args.cache_dir {
+                Some(dir) if tally_engine::source::writable(dir) => dir.clone(),
                 Some(dir) => return Err(format!("--cache-dir {}: not writable", dir.display())),
                 None => tally_engine::source::default_cache_dir(),
             };
-            daemon::Source::Git { url, cache }
+            let credentials = git_credentials(&args, &url)?;
+            daemon::Source::Git {
+                url,
+                cache,
+                credentials,
+                fetch_timeout: std::time::Duration::from_secs(args.fetch_timeout.max(1)),
+            }
         }
         _ => return Err("give exactly one source: --repo URL or --path DIR".into()),
     };
@@ -646,6 +683,69 @@ fn run_daemon(args: RunArgs) -> Result<u8, String> {
         },
         impersonate_tenants: args.impersonate_tenants,
         json_logs: matches!(args.log_format, LogFormat::Json),
+    })
+}
+
+/// The credentials for `url` from the `--git-*` flags and `TALLY_GIT_TOKEN`, checked at start so a
+/// wrong path or a flag that cannot apply to this remote is an error now, not at the first fetch.
+fn git_credentials(args: &RunArgs, url: &str) -> Result<source::Credentials, String> {
+    use source::{KnownHosts, Token, Transport};
+    let ssh = Transport::of(url) == Transport::Ssh;
+    let env = std::env::var(source::TOKEN_ENV).ok();
+    let token = if ssh {
+        if args.git_token_file.is_some() {
+            return Err(format!(
+                "--git-token-file is for HTTPS remotes; {} is an SSH remote: give --git-ssh-key",
+                source::redact_url(url)
+            ));
+        }
+        None
+    } else {
+        for (flag, given) in [
+            ("--git-ssh-key", args.git_ssh_key.is_some()),
+            ("--git-known-hosts", args.git_known_hosts.is_some()),
+        ] {
+            if given {
+                return Err(format!(
+                    "{flag} is for SSH remotes (ssh://... or git@host:path); {} is not one",
+                    source::redact_url(url)
+                ));
+            }
+        }
+        Token::choose(args.git_token_file.clone(), env)
+    };
+    if let Some(Token::File(path)) = &token {
+        source::read_secret(path, "token file").map_err(|e| format!("--git-token-file: {e}"))?;
+    }
+    if ssh {
+        let Some(known_hosts) = &args.git_known_hosts else {
+            return Err(format!(
+                "{} is an SSH remote: give --git-known-hosts FILE with its host key \
+                 (`ssh-keyscan HOST > FILE`); tally never trusts an unknown host",
+                source::redact_url(url)
+            ));
+        };
+        KnownHosts::load(known_hosts).map_err(|e| format!("--git-known-hosts: {e}"))?;
+        let Some(key) = &args.git_ssh_key else {
+            return Err(format!(
+                "{} is an SSH remote: give --git-ssh-key with a deploy key",
+                source::redact_url(url)
+            ));
+        };
+        std::fs::File::open(key).map_err(|e| format!("--git-ssh-key {}: {e}", key.display()))?;
+        if let Some(p) = &args.git_ssh_passphrase_file {
+            source::read_secret(p, "passphrase file")
+                .map_err(|e| format!("--git-ssh-passphrase-file: {e}"))?;
+        }
+    }
+    Ok(source::Credentials {
+        username: args.git_username.clone(),
+        token,
+        ssh_key: args.git_ssh_key.clone().map(|private_key| source::SshKey {
+            private_key,
+            passphrase_file: args.git_ssh_passphrase_file.clone(),
+        }),
+        known_hosts: args.git_known_hosts.clone(),
     })
 }
 

@@ -748,3 +748,236 @@ fn a_daemon_killed_mid_apply_converges_when_restarted_with_nothing_orphaned() {
     );
     assert!(terminate(&mut second.0).success());
 }
+
+/// A plain-HTTP server on 127.0.0.1 that answers every request `401` asking for basic auth, and
+/// keeps each request's `Authorization` header.
+fn refusing_git_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(&stream);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:")
+                    && let Ok(mut l) = log.lock()
+                {
+                    l.push(line.trim().to_owned());
+                }
+            }
+            let _ = (&stream).write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (addr.to_string(), seen)
+}
+
+#[test]
+fn refused_git_credentials_are_a_failed_round_and_no_secret_is_ever_shown() {
+    let c = setup("gitauth");
+    let (addr, seen) = refusing_git_server();
+    let log = c.dir.join("daemon.log");
+    let child = c
+        .daemon()
+        .args(["--interval", "3600", "--log-format", "json"])
+        .arg("--repo")
+        .arg(format!("http://bot:tok-URLPASS-1@{addr}/acme/platform.git"))
+        .arg("--cache-dir")
+        .arg(c.dir.join("cache"))
+        .env("TALLY_GIT_TOKEN", "tok-ENVSECRET-2")
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
+    let store = c.server.store();
+    let status = || store.get("configmaps", "tally-system", "tally-status-staging");
+    eventually("the failed round recorded", || {
+        status().is_some_and(|cm| cm["data"]["result"] == "failed")
+    });
+    let recorded = status().map(|cm| cm.to_string()).unwrap_or_default();
+    assert!(
+        recorded.contains("refused the token in TALLY_GIT_TOKEN"),
+        "{recorded}"
+    );
+    assert!(terminate(&mut child.0).success());
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logs.contains("\"auth\":\"token from TALLY_GIT_TOKEN\""),
+        "{logs}"
+    );
+    assert!(logs.contains("bot:***@"), "{logs}");
+    let events = store.list("events", Some("tally-system"));
+    for shown in [&logs, &recorded, &format!("{events:?}")] {
+        assert!(!shown.contains("tok-ENVSECRET"), "{shown}");
+        assert!(!shown.contains("tok-URLPASS"), "{shown}");
+    }
+    // The token was sent (once per fetch, not in a loop).
+    let sent = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(!sent.is_empty() && sent.len() <= 2, "{sent:?}");
+}
+
+#[test]
+fn git_credential_flags_that_cannot_apply_are_refused_at_start() {
+    let c = setup("gitflags");
+    let cache = c.dir.join("cache");
+    let known_hosts = c.dir.join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let key = c.dir.join("id_ed25519");
+    std::fs::write(&key, "not checked before the first fetch\n").unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str]| {
+        let out = c
+            .daemon()
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .env_remove("TALLY_GIT_TOKEN")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (out.status.code(), text(&out))
+    };
+    let kh = known_hosts.to_string_lossy().into_owned();
+    let k = key.to_string_lossy().into_owned();
+    let ssh = "git@github.com:acme/platform.git";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--repo", ssh, "--git-ssh-key", &k],
+            "give --git-known-hosts",
+        ),
+        (
+            &["--repo", ssh, "--git-known-hosts", &kh],
+            "give --git-ssh-key",
+        ),
+        (
+            &[
+                "--repo",
+                ssh,
+                "--git-known-hosts",
+                "/nonexistent/kh",
+                "--git-ssh-key",
+                &k,
+            ],
+            "/nonexistent/kh",
+        ),
+        (
+            &[
+                "--repo",
+                ssh,
+                "--git-known-hosts",
+                &kh,
+                "--git-ssh-key",
+                &k,
+                "--git-token-file",
+                &k,
+            ],
+            "--git-token-file is for HTTPS",
+        ),
+        (
+            &[
+                "--repo",
+                "https://github.com/acme/p.git",
+                "--git-ssh-key",
+                &k,
+            ],
+            "--git-ssh-key is for SSH remotes",
+        ),
+        (
+            &[
+                "--repo",
+                "https://github.com/acme/p.git",
+                "--git-token-file",
+                "/nonexistent/t",
+            ],
+            "/nonexistent/t",
+        ),
+        (&["--path", ".", "--git-token-file", &k], "--repo"),
+    ];
+    for (args, expected) in cases {
+        let (code, out) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        assert!(out.contains(expected), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn a_fetch_that_never_answers_times_out_as_a_failed_round() {
+    let c = setup("fetchtimeout");
+    // Accepts connections and holds them open, never sending a byte.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let child = c
+        .daemon()
+        .args(["--interval", "3600", "--fetch-timeout", "1"])
+        .arg("--repo")
+        .arg(format!("http://{addr}/acme/platform.git"))
+        .arg("--cache-dir")
+        .arg(c.dir.join("cache"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
+    let store = c.server.store();
+    let status = || store.get("configmaps", "tally-system", "tally-status-staging");
+    eventually("the failed round recorded", || {
+        status().is_some_and(|cm| cm["data"]["result"] == "failed")
+    });
+    let recorded = status().map(|cm| cm.to_string()).unwrap_or_default();
+    assert!(recorded.contains("fetch timeout of 1s"), "{recorded}");
+    assert!(terminate(&mut child.0).success());
+}
+
+#[test]
+fn a_watched_working_tree_is_applied_on_change_without_waiting_for_the_interval() {
+    let c = setup("watch");
+    let log = c.dir.join("daemon.log");
+    let child = c
+        .daemon()
+        // An interval so long that only the change notification can explain a second apply.
+        .args(["--interval", "3600", "--log-format", "json"])
+        .arg("--path")
+        .arg(c.repo())
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
+    let store = c.server.store();
+    let image = || {
+        store
+            .get("deployments.apps", "shop", "web")
+            .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+    };
+    eventually("the first apply", || {
+        image() == Some(json!("registry.example.com/shop/web:1.5.0-rc.1"))
+            && store
+                .get("configmaps", "tally-system", "tally-status-staging")
+                .is_some()
+    });
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: 1.5.0-rc.1",
+        "web: 1.5.0-rc.4",
+    );
+    eventually("the edit applied", || {
+        image() == Some(json!("registry.example.com/shop/web:1.5.0-rc.4"))
+    });
+    assert!(terminate(&mut child.0).success());
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logs.contains("\"msg\":\"working tree changed\""), "{logs}");
+}

@@ -59,7 +59,9 @@
 //!   inventory and still carries tally's labels for the environment, it is not annotated
 //!   `tally.dev/prune: disabled`, and (for a Namespace or CRD) nothing it holds is someone else's.
 //! - Secret values never leave [`diff`]: changes to them are reported by key only.
-#![forbid(unsafe_code)]
+// One exception, in `source`: libgit2's socket timeouts are process-wide settings that git2 can only
+// set through an `unsafe fn` (see `source::set_socket_timeouts`).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod apply;

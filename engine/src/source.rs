@@ -12,10 +12,33 @@
 //! A commit's tree is written once and reused while it is the head; only the current tree and the
 //! last good one are kept ([`GitSource::retain`]). Fetching is blocking (libgit2): async callers
 //! run it on a blocking thread.
+//!
+//! A private remote takes [`Credentials`]: a token for HTTPS, or a key for SSH with a known_hosts
+//! file its host key must be in ([`KnownHosts`]); no SSH host is trusted without one.
+//!
+//! A fetch is bounded by a timeout ([`GitSource::with_fetch_timeout`], default
+//! [`DEFAULT_FETCH_TIMEOUT`]): connecting, and each wait for the server, gives up after it, and a
+//! transfer still going when it has passed is abandoned.
 
+mod auth;
+pub mod known_hosts;
+
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use git2::{ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, Repository};
+use git2::{
+    CertificateCheckStatus, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, RemoteCallbacks,
+    Repository,
+};
+
+use auth::{Attempts, ssh_host_port};
+pub use auth::{
+    Credentials, DEFAULT_TOKEN_USERNAME, SshKey, TOKEN_ENV, Token, Transport, read_secret,
+    redact_url,
+};
+pub use known_hosts::KnownHosts;
 
 /// Why the source could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +59,8 @@ pub enum SourceError {
         /// libgit2's message.
         message: String,
     },
-    /// The remote asked for credentials, or refused the ones given.
+    /// The remote asked for credentials and none were given, refused the ones given, or (SSH) its
+    /// host key is not the one known for it.
     #[error("{url} refused access (authentication needed or failed): {message}")]
     Auth {
         /// The remote.
@@ -72,6 +96,9 @@ pub enum SourceError {
     },
 }
 
+/// How long a fetch may take when no timeout is given.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A commit written out as files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
@@ -85,10 +112,15 @@ pub struct Checkout {
 
 /// One branch of a remote, cached on disk.
 pub struct GitSource {
+    /// The URL as messages show it (any password replaced).
     url: String,
+    /// The URL as given, for libgit2.
+    remote_url: String,
     branch: String,
     dir: PathBuf,
     repo: Repository,
+    credentials: Credentials,
+    fetch_timeout: Duration,
 }
 
 impl std::fmt::Debug for GitSource {
@@ -97,6 +129,7 @@ impl std::fmt::Debug for GitSource {
             .field("url", &self.url)
             .field("branch", &self.branch)
             .field("dir", &self.dir)
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -118,14 +151,30 @@ impl GitSource {
         }
         .map_err(|e| cache_error(e.message().to_owned()))?;
         Ok(GitSource {
-            url: url.to_owned(),
+            url: redact_url(url),
+            remote_url: url.to_owned(),
             branch: branch.to_owned(),
             dir,
             repo,
+            credentials: Credentials::default(),
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
         })
     }
 
-    /// The remote.
+    /// Give up on a fetch after `timeout`: connecting and each wait for the server are bounded by
+    /// it, and a transfer still going when it has passed is abandoned.
+    pub fn with_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Authenticate with `credentials` from the next fetch on.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The remote (any password in the URL replaced by `***`).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -145,15 +194,71 @@ impl GitSource {
         }
         let mut remote = self
             .repo
-            .remote_anonymous(&self.url)
+            .remote_anonymous(&self.remote_url)
             .map_err(|e| self.classify(e))?;
         let refspec = format!("+{reference}:{reference}");
-        let mut options = FetchOptions::new();
-        // Only the branch: no tags, no other refs.
-        options.download_tags(git2::AutotagOption::None);
-        remote
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(|e| self.classify(e))?;
+        let mut attempts = Attempts::new(&self.credentials);
+        let host_key_refused = RefCell::new(None);
+        // One network fetch at a time in this process: the socket timeouts are process-wide.
+        let _network = NETWORK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set_socket_timeouts(self.fetch_timeout);
+        let deadline = Instant::now() + self.fetch_timeout;
+        let timed_out = Cell::new(false);
+        let in_time = || {
+            let ok = Instant::now() < deadline;
+            if !ok {
+                timed_out.set(true);
+            }
+            ok
+        };
+        let fetched = {
+            let mut callbacks = RemoteCallbacks::new();
+            // Returning false abandons the transfer; both are called as data arrives.
+            callbacks.transfer_progress(|_| in_time());
+            callbacks.sideband_progress(|_| in_time());
+            callbacks.credentials(|_url, username, allowed| attempts.callback(username, allowed));
+            callbacks.certificate_check(|cert, host| {
+                // TLS certificates are checked by libgit2 and OpenSSL as usual.
+                let Some(hostkey) = cert.as_hostkey() else {
+                    return Ok(CertificateCheckStatus::CertificatePassthrough);
+                };
+                match self.check_host_key(host, hostkey) {
+                    Ok(()) => Ok(CertificateCheckStatus::CertificateOk),
+                    Err(reason) => {
+                        let e = git2::Error::new(ErrorCode::Certificate, ErrorClass::Ssh, &reason);
+                        *host_key_refused.borrow_mut() = Some(reason);
+                        Err(e)
+                    }
+                }
+            });
+            let mut options = FetchOptions::new();
+            options.remote_callbacks(callbacks);
+            // Only the branch: no tags, no other refs.
+            options.download_tags(git2::AutotagOption::None);
+            remote.fetch(&[refspec.as_str()], Some(&mut options), None)
+        };
+        if let Err(e) = fetched {
+            if timed_out.get() || e.code() == ErrorCode::Timeout {
+                return Err(SourceError::Unreachable {
+                    url: self.url.clone(),
+                    message: format!(
+                        "gave up after the fetch timeout of {} ({})",
+                        seconds(self.fetch_timeout),
+                        e.message()
+                    ),
+                });
+            }
+            // Our reason, not libgit2's generic one ("invalid or unknown remote ssh hostkey").
+            return Err(match host_key_refused.into_inner().or(attempts.refusal) {
+                Some(message) => SourceError::Auth {
+                    url: self.url.clone(),
+                    message,
+                },
+                None => self.classify(e),
+            });
+        }
         // The heads the remote advertised on this fetch: a branch deleted upstream is missing now,
         // even though the cache still holds its old ref.
         let advertised = remote
@@ -231,6 +336,36 @@ impl GitSource {
         }
     }
 
+    /// Whether an SSH server's host key is listed for it in the known_hosts file.
+    fn check_host_key(
+        &self,
+        host: &str,
+        hostkey: &git2::cert::CertHostkey<'_>,
+    ) -> Result<(), String> {
+        let key = hostkey
+            .hostkey()
+            .ok_or_else(|| format!("{host} presented no host key"))?;
+        let key_type = hostkey.hostkey_type().map_or("unknown", |t| t.name());
+        self.verify_host_key(host, key_type, key)
+    }
+
+    /// [`GitSource::check_host_key`] on the key's type and bytes. The file is read at each fetch,
+    /// so an edited one is picked up.
+    fn verify_host_key(&self, host: &str, key_type: &str, key: &[u8]) -> Result<(), String> {
+        let port = ssh_host_port(&self.remote_url).map_or(22, |(_, port)| port);
+        let Some(path) = &self.credentials.known_hosts else {
+            let scan = match port {
+                22 => format!("ssh-keyscan {host}"),
+                _ => format!("ssh-keyscan -p {port} {host}"),
+            };
+            return Err(format!(
+                "no known_hosts file was given, and no SSH host is trusted without one \
+                 (`{scan}` prints its keys)"
+            ));
+        };
+        KnownHosts::load(path)?.check(host, port, key_type, key)
+    }
+
     fn missing(&self) -> SourceError {
         SourceError::MissingBranch {
             url: self.url.clone(),
@@ -244,6 +379,19 @@ impl GitSource {
         let message = e.message().to_owned();
         match (e.code(), e.class()) {
             (ErrorCode::Auth | ErrorCode::Certificate, _) => SourceError::Auth { url, message },
+            // libssh2 refusing the key or its passphrase ("failed to authenticate SSH session").
+            (_, ErrorClass::Ssh) if message.contains("authenticat") => {
+                let message = match &self.credentials.ssh_key {
+                    Some(key) if message.contains("private key") => format!(
+                        "with the key {}: {message} (an OpenSSH or PEM private key is needed, and \
+                         its passphrase if it has one)",
+                        key.private_key.display()
+                    ),
+                    Some(key) => format!("with the key {}: {message}", key.private_key.display()),
+                    None => message,
+                };
+                SourceError::Auth { url, message }
+            }
             (_, ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssl | ErrorClass::Http)
             | (ErrorCode::NotFound, _) => SourceError::Unreachable { url, message },
             _ => SourceError::Fetch {
@@ -253,6 +401,32 @@ impl GitSource {
             },
         }
     }
+}
+
+/// Held for the length of a fetch: libgit2's socket timeouts are process-wide, so a fetch sets
+/// them and no other fetch in this process opens a connection meanwhile.
+static NETWORK: Mutex<()> = Mutex::new(());
+
+/// Sets libgit2's connect timeout and its timeout for each read or write on a socket (HTTP, HTTPS
+/// and SSH) to `timeout`. Called with [`NETWORK`] held.
+#[allow(unsafe_code)]
+fn set_socket_timeouts(timeout: Duration) {
+    let ms = i32::try_from(timeout.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
+    // SAFETY: these write two plain `int`s in libgit2 that it copies when it opens a socket. The
+    // functions are `unsafe` only because a write racing such a copy would be a data race; every
+    // fetch in this process holds `NETWORK` from before these writes until its sockets are
+    // closed, and nothing else here opens libgit2 sockets. Neither call can fail.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+    }
+}
+
+/// `1s`, `1.5s`, `60s`.
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// Where the cache lives when none is given: `/var/cache/tally` when it can be written, else a
@@ -479,6 +653,277 @@ mod tests {
             "{err:?}"
         );
         assert!(err.is_some_and(|e| e.to_string().contains("nowhere")));
+    }
+
+    /// A git smart-HTTP remote on 127.0.0.1: `git http-backend` (CGI) behind basic auth with the
+    /// user `x-access-token` and a password that can be changed while it runs.
+    struct HttpRemote {
+        addr: std::net::SocketAddr,
+        password: std::sync::Arc<std::sync::Mutex<String>>,
+        /// The `Authorization` header of each request (`None`: there was none).
+        seen: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+    }
+
+    impl HttpRemote {
+        /// Serves the repositories under `root` until the test process ends.
+        fn start(root: &Path, password: &str) -> HttpRemote {
+            use std::sync::{Arc, Mutex};
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+            let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+            let password = Arc::new(Mutex::new(password.to_owned()));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let (root, pw, log) = (root.to_path_buf(), Arc::clone(&password), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let expected = pw.lock().map(|p| p.clone()).unwrap_or_default();
+                    serve_one(stream, &root, &expected, &log);
+                }
+            });
+            HttpRemote {
+                addr,
+                password,
+                seen,
+            }
+        }
+
+        fn url(&self, repo: &str) -> String {
+            format!("http://{}/{repo}", self.addr)
+        }
+
+        fn set_password(&self, password: &str) {
+            if let Ok(mut p) = self.password.lock() {
+                *p = password.to_owned();
+            }
+        }
+
+        fn authorizations(&self) -> Vec<Option<String>> {
+            self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+        }
+    }
+
+    /// One request: 401 unless it carries the password, else `git http-backend`'s answer.
+    fn serve_one(
+        stream: std::net::TcpStream,
+        root: &Path,
+        password: &str,
+        seen: &std::sync::Mutex<Vec<Option<String>>>,
+    ) {
+        use base64::Engine as _;
+        use std::io::{BufRead, Read, Write};
+        let mut reader = std::io::BufReader::new(&stream);
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).is_err() {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.trim_end().split_once(':') {
+                headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mut body = Vec::new();
+        if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                let _ = reader.read_line(&mut size);
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                if n == 0 || reader.read_exact(&mut chunk).is_err() {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let n = header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            body.resize(n, 0);
+            let _ = reader.read_exact(&mut body);
+        }
+        let authorization = header("authorization");
+        if let Ok(mut s) = seen.lock() {
+            s.push(authorization.clone());
+        }
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{password}"))
+        );
+        let mut out = &stream;
+        if authorization.as_deref() != Some(expected.as_str()) {
+            let _ = out.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let target = parts.next().unwrap_or_default();
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let child = std::process::Command::new("git")
+            .arg("http-backend")
+            .env("GIT_PROJECT_ROOT", root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query)
+            .env("REQUEST_METHOD", &method)
+            .env("CONTENT_TYPE", header("content-type").unwrap_or_default())
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("REMOTE_USER", "x-access-token")
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("git http-backend (Debian package git) is needed: {e}"));
+        let mut child = child;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(&body);
+        }
+        let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let text = output.stdout;
+        let split = text
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| (i, i + 4))
+            .or_else(|| {
+                text.windows(2)
+                    .position(|w| w == b"\n\n")
+                    .map(|i| (i, i + 2))
+            })
+            .unwrap_or((0, 0));
+        let head = String::from_utf8_lossy(&text[..split.0]).into_owned();
+        let mut status = "200 OK".to_owned();
+        let mut response_headers = String::new();
+        for line in head.lines() {
+            match line.split_once(':') {
+                Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_owned(),
+                Some(_) => response_headers.push_str(&format!("{line}\r\n")),
+                None => {}
+            }
+        }
+        let payload = &text[split.1..];
+        let _ = out.write_all(
+            format!(
+                "HTTP/1.1 {status}\r\n{response_headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                payload.len()
+            )
+            .as_bytes(),
+        );
+        let _ = out.write_all(payload);
+    }
+
+    #[test]
+    fn a_token_is_sent_as_basic_auth_once_and_a_rotated_token_is_picked_up() {
+        let tmp = temp();
+        let upstream = Upstream::new(&tmp.path().join("upstream"));
+        let first = upstream.commit("main", &[("x.yaml", "x: 1\n")]);
+        let server = HttpRemote::start(tmp.path(), "tok-RIGHT-42");
+        let token_file = tmp.path().join("token");
+        std::fs::write(&token_file, "tok-WRONG-17\n").unwrap_or_else(|e| panic!("{e}"));
+        let credentials = Credentials {
+            token: Some(Token::File(token_file.clone())),
+            ..Credentials::default()
+        };
+
+        // No credentials: a clear error, not a hang.
+        let mut anonymous = GitSource::open(&server.url("upstream"), "main", &tmp.path().join("c"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = anonymous.fetch().err();
+        assert!(
+            matches!(err, Some(SourceError::Auth { ref message, .. }) if message.contains("no token was given")),
+            "{err:?}"
+        );
+
+        // A wrong token is offered once, refused, and never shown.
+        let mut source = GitSource::open(&server.url("upstream"), "main", &tmp.path().join("c"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_credentials(credentials);
+        let before = server.authorizations().len();
+        let err = source.fetch().err();
+        let shown = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        assert!(matches!(err, Some(SourceError::Auth { .. })), "{err:?}");
+        assert!(shown.contains("refused the token file"), "{shown}");
+        assert!(!shown.contains("tok-WRONG") && !format!("{err:?}").contains("tok-WRONG"));
+        let sent: Vec<_> = server.authorizations()[before..]
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        assert_eq!(
+            sent.len(),
+            1,
+            "the token was offered more than once: {sent:?}"
+        );
+
+        // The Secret is rotated: the next fetch reads the new token, without a restart.
+        std::fs::write(&token_file, "tok-RIGHT-42\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(source.fetch().ok(), Some(first.clone()));
+        let checkout = source.materialise(&first).unwrap_or_else(|e| panic!("{e}"));
+        assert!(checkout.root.join("x.yaml").is_file());
+
+        // And the server's password changes back under it: refused again, cleanly.
+        server.set_password("tok-NEWER-99");
+        assert!(matches!(source.fetch(), Err(SourceError::Auth { .. })));
+    }
+
+    #[test]
+    fn an_ssh_host_is_refused_without_a_known_hosts_file() {
+        let tmp = temp();
+        let source = GitSource::open("git@github.com:acme/p.git", "main", tmp.path())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // What the certificate callback answers, without a network: no file, no trust.
+        let err = source.verify_host_key("github.com", "ssh-ed25519", b"key");
+        assert!(
+            err.as_ref()
+                .is_err_and(|m| m.contains("no known_hosts file")),
+            "{err:?}"
+        );
+        let kh = tmp.path().join("known_hosts");
+        std::fs::write(&kh, "gitlab.com ssh-ed25519 AAAA\n").unwrap_or_else(|e| panic!("{e}"));
+        let source = source.with_credentials(Credentials {
+            known_hosts: Some(kh),
+            ..Credentials::default()
+        });
+        let err = source.verify_host_key("github.com", "ssh-ed25519", b"key");
+        assert!(
+            err.as_ref()
+                .is_err_and(|m| m.contains("github.com is not in")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_given_up_on_after_the_fetch_timeout() {
+        let tmp = temp();
+        // Accepts connections and holds them open, never sending a byte.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let mut source = GitSource::open(&format!("http://{addr}/r.git"), "main", tmp.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_fetch_timeout(Duration::from_secs(1));
+        let err = source.fetch().err();
+        assert!(
+            matches!(err, Some(SourceError::Unreachable { ref message, .. })
+                if message.contains("fetch timeout of 1s")),
+            "{err:?}"
+        );
     }
 
     #[test]
