@@ -16,16 +16,23 @@
 //! 2. `--runs` no-op applies of the same commit: wall time, peak memory and every request;
 //! 3. `tally plan` of the same commit (exit 0 expected);
 //! 4. with `--edit`, one change (`FROM` replaced by `TO` in `FILE`, restored afterwards) and
-//!    its apply: how many writes it sends.
+//!    its apply: how many writes it sends;
+//! 5. the daemon (`tally run`) following a git repository of the same files: its rounds with
+//!    nothing to do, each triggered by a signed push webhook (the round's own time, from its JSON
+//!    log, and the requests each sends), its resident memory, and with `--edit`, push to applied:
+//!    a commit, its webhook, and the time until the daemon logs the commit applied.
 //!
 //! It measures and prints; nothing here asserts a time.
 #![forbid(unsafe_code)]
 
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use serde_json::Value;
 use tally_fake_apiserver::{Config, Counters, FakeApiServer, Handle, Verb};
 
 /// Times `tally apply` against the fake API server and counts its requests.
@@ -212,7 +219,271 @@ fn steps(args: &Args, server: &Handle, dir: &Path) -> Result<(), String> {
         println!("  {}", changed.summary());
         print_counters(&server.counters());
     }
+    daemon(args, server, dir, &kubeconfig)
+}
+
+/// Step 5: the daemon following a git repository, driven by push webhooks.
+fn daemon(args: &Args, server: &Handle, dir: &Path, kubeconfig: &Path) -> Result<(), String> {
+    let git = dir.join("git");
+    copy_tree(&args.repo, &git)?;
+    let mut head = commit_all(&git)?;
+    let secret = b"bench-secret";
+    let secret_file = dir.join("webhook-secret");
+    std::fs::write(&secret_file, secret).map_err(|e| format!("writing the secret: {e}"))?;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("finding a free port: {e}"))?
+        .to_string();
+    let mut child = Command::new(&args.tally)
+        .arg("run")
+        .arg("--repo")
+        .arg(&git)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(["--branch", "main", "--env", &args.env])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        // Only pushes start a round, so each one is measured alone.
+        .args([
+            "--interval",
+            "3600",
+            "--timeout",
+            "600",
+            "--log-format",
+            "json",
+        ])
+        .args(["--listen", &addr])
+        .arg("--webhook-secret-file")
+        .arg(&secret_file)
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the daemon: {e}"))?;
+    let result = drive_daemon(args, server, &git, &addr, secret, &mut head, &mut child);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    result
+}
+
+fn drive_daemon(
+    args: &Args,
+    server: &Handle,
+    git: &Path,
+    addr: &str,
+    secret: &[u8],
+    head: &mut String,
+    child: &mut std::process::Child,
+) -> Result<(), String> {
+    let pid = child.id();
+    let stderr = child.stderr.take().ok_or("the daemon's stderr")?;
+    // Every log line, with when it was read.
+    let (lines, rounds) = mpsc::channel::<(Instant, String)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    // The next `reconciled` line; other lines are kept to explain a daemon that stopped.
+    let mut other = Vec::new();
+    let mut next = |what: &str| -> Result<(Instant, Value), String> {
+        loop {
+            let Ok((at, line)) = rounds.recv_timeout(Duration::from_secs(900)) else {
+                return Err(format!(
+                    "the daemon logged no round for {what}:\n{}",
+                    other.join("\n")
+                ));
+            };
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v["msg"] == "reconciled" => return Ok((at, v)),
+                _ => other.push(line),
+            }
+        }
+    };
+    let started = Instant::now();
+    let (at, first) = next("its start")?;
+    println!(
+        "\ndaemon (tally run --repo, git), first round: {} after start, result {}",
+        ms(at - started),
+        first["result"]
+    );
+
+    // Rounds with nothing to do, each started by a signed push of the same head.
+    server.reset_request_log();
+    let mut round_ms = Vec::new();
+    let mut push_ms = Vec::new();
+    let count = (args.runs.max(1) * 4) as u64;
+    for _ in 0..count {
+        let sent = Instant::now();
+        push(addr, secret, head)?;
+        let (at, round) = next("a no-op push")?;
+        if round["result"] != "no_change" {
+            return Err(format!("a no-op round ended {round}"));
+        }
+        round_ms.push(round["duration_ms"].as_u64().unwrap_or(0));
+        push_ms.push((at - sent).as_millis() as u64);
+    }
+    let c = server.counters();
+    round_ms.sort_unstable();
+    push_ms.sort_unstable();
+    let spread = |v: &[u64]| {
+        format!(
+            "min {} ms median {} ms max {} ms",
+            v.first().unwrap_or(&0),
+            v.get(v.len() / 2).unwrap_or(&0),
+            v.last().unwrap_or(&0)
+        )
+    };
+    println!(
+        "  no-op rounds, {count} pushes of the same head: the round (after the fetch) {}; push to done {}",
+        spread(&round_ms),
+        spread(&push_ms)
+    );
+    println!(
+        "  requests per round: {:.1} (get {:.1}, list {:.1}, watch opened {}, writes {})",
+        c.total() as f64 / count as f64,
+        c.verb(Verb::Get) as f64 / count as f64,
+        c.verb(Verb::List) as f64 / count as f64,
+        c.verb(Verb::Watch),
+        c.writes()
+    );
+    println!("  daemon memory: {}", memory(pid));
+
+    let (Some(file), Some(from), Some(to)) = (&args.edit, &args.from, &args.to) else {
+        return Ok(());
+    };
+    let path = git.join(file);
+    for i in 0..args.runs.max(1) {
+        let (a, b) = if i % 2 == 0 { (from, to) } else { (to, from) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        std::fs::write(&path, text.replacen(a.as_str(), b, 1))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        *head = commit_all(git)?;
+        server.reset_request_log();
+        let sent = Instant::now();
+        push(addr, secret, head)?;
+        let (at, round) = loop {
+            let (at, round) = next("the pushed commit")?;
+            if round["commit"] == head.as_str() {
+                break (at, round);
+            }
+        };
+        if round["result"] != "applied" {
+            return Err(format!("the pushed commit ended {round}"));
+        }
+        let c = server.counters();
+        println!(
+            "  push to applied (one change, commit {}): {} (the round itself {} ms); writes {}",
+            &head[..8],
+            ms(at - sent),
+            round["duration_ms"],
+            c.writes()
+        );
+    }
+    println!("  daemon memory: {}", memory(pid));
     Ok(())
+}
+
+/// The process's resident memory now and at its peak, from /proc.
+fn memory(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or("n/a".to_owned(), |k| {
+                format!("{:.1} MiB", k as f64 / 1024.0)
+            })
+    };
+    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Sends a signed GitHub push of `commit` to `main`.
+fn push(addr: &str, secret: &[u8], commit: &str) -> Result<(), String> {
+    let body = format!(r#"{{"ref":"refs/heads/main","after":"{commit}"}}"#);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, body.as_bytes());
+    let signature: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let request = format!(
+        "POST /hooks/github HTTP/1.1\r\nHost: {addr}\r\nX-GitHub-Event: push\r\n\
+         Content-Type: application/json\r\nX-Hub-Signature-256: sha256={signature}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream =
+        std::net::TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("sending the webhook: {e}"))?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    if answer.starts_with("HTTP/1.1 202") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the webhook answered {:?}",
+            answer.lines().next().unwrap_or("")
+        ))
+    }
+}
+
+/// Copies a directory tree (files and directories only).
+fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
+    let entries =
+        std::fs::read_dir(from).map_err(|e| format!("reading {}: {e}", from.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("reading {}: {e}", from.display()))?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .map_err(|e| format!("copying {}: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Commits every file of the work tree at `dir` to `main` (the repository is created on first
+/// use); returns the commit id.
+fn commit_all(dir: &Path) -> Result<String, String> {
+    let git = |e: git2::Error| format!("git in {}: {e}", dir.display());
+    let repo = git2::Repository::open(dir)
+        .or_else(|_| git2::Repository::init(dir))
+        .map_err(git)?;
+    let mut index = repo.index().map_err(git)?;
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .map_err(git)?;
+    index.write().map_err(git)?;
+    let tree = repo
+        .find_tree(index.write_tree().map_err(git)?)
+        .map_err(git)?;
+    let sig = git2::Signature::now("bench", "bench@example.com").map_err(git)?;
+    let parent = repo
+        .find_reference("refs/heads/main")
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let id = repo
+        .commit(
+            Some("refs/heads/main"),
+            &sig,
+            &sig,
+            "bench",
+            &tree,
+            &parents,
+        )
+        .map_err(git)?;
+    Ok(id.to_string())
 }
 
 /// Runs `program args` under GNU time (when installed) for its peak resident memory.
