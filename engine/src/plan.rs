@@ -4,8 +4,8 @@
 //! Live state is read with one labelled list per kind (`app.kubernetes.io/managed-by=tally,
 //! tally.dev/environment=ENV`), not one GET per object; only desired objects missing from those
 //! lists (new ones, or ones tally has not labelled yet) are looked up one by one, or with one
-//! unlabelled list when there are many. A daemon with a watch cache can serve these lists from it
-//! by implementing [`Cluster`] over the cache.
+//! unlabelled list when there are many. The daemon answers the labelled lists from its watch cache
+//! ([`Watched`](crate::cluster::Watched)), so its rounds list nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -277,7 +277,7 @@ pub async fn plan<C: Cluster>(
         return Err(EngineError::UnknownKinds(unknown));
     }
 
-    let live = read_live(cluster, &desired.environment, &objects).await?;
+    let mut live = read_live(cluster, &desired.environment, &objects).await?;
 
     let mut planned = Vec::with_capacity(objects.len());
     for (i, (id, resource, value)) in objects.into_iter().enumerate() {
@@ -290,7 +290,9 @@ pub async fn plan<C: Cluster>(
             }
             _ => None,
         };
-        let live = live.get(&Entry::from_ref(&id).key()).cloned();
+        // Moved, not copied: what stays in `live` is only what the prune checks need (objects that
+        // left the desired state).
+        let live = live.remove(&Entry::from_ref(&id).key());
         let change = diff::diff(&value, live.as_ref());
         planned.push(PlannedObject {
             index: i,
