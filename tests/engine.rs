@@ -310,6 +310,57 @@ fn poll(mut check: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
+fn the_daemons_rounds_with_nothing_to_do_read_live_state_from_watches() {
+    let c = setup("watchcache");
+    let log = c.dir.join("daemon.log");
+    let child = c
+        .daemon()
+        .args(["--interval", "1", "--log-format", "json"])
+        .arg("--path")
+        .arg(c.repo())
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = DaemonGuard(child);
+    let rounds = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(r#""result":"no_change""#)
+            .count()
+    };
+    // The first round applies; the next records "no change" once; from then on rounds are quiet.
+    eventually_logged("two rounds with nothing to do", &log, || rounds() >= 2);
+    c.server.reset_request_log();
+    let before = rounds();
+    eventually_logged("three more rounds", &log, || rounds() >= before + 3);
+    let counters = c.server.counters();
+    let during = (rounds() - before + 1) as u64;
+    assert_eq!(counters.verb(Verb::List), 0, "live state comes from watches");
+    assert_eq!(counters.writes(), 0);
+    assert!(
+        counters.verb(Verb::Get) <= during,
+        "one GET a round (the inventory), not one per object: {} in {during} rounds",
+        counters.verb(Verb::Get)
+    );
+
+    // A change by hand reaches the daemon through its watch: the drift is seen and put back,
+    // still without a list.
+    let store = c.server.store();
+    store
+        .edit("kubectl", "deployments.apps", "shop", "api", |d| {
+            d["spec"]["replicas"] = json!(7);
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually_logged("drift correction", &log, || {
+        store
+            .get("deployments.apps", "shop", "api")
+            .is_some_and(|d| d["spec"]["replicas"] == json!(2))
+    });
+    assert_eq!(c.server.counters().verb(Verb::List), 0);
+    assert!(terminate(&mut child.0).success());
+}
+
+#[test]
 fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     let c = setup("daemon");
     let repo = c.repo();
