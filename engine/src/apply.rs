@@ -7,7 +7,7 @@
 //! healthy; the final inventory (the desired set) is written last. A no-op reconcile writes
 //! nothing at all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -253,8 +253,9 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
         .map(|o| &o.id.name)
         .collect();
 
-    // The live state of each object as it goes along.
-    let mut live: Vec<Option<Value>> = plan.objects().map(|o| o.live.clone()).collect();
+    // The live state of the objects read or written since the plan, by index; the others are as
+    // the plan saw them.
+    let mut live: HashMap<usize, Option<Value>> = HashMap::new();
     let params = |o: &PlannedObject| ApplyParams {
         dry_run: options.dry_run,
         as_user: o.as_user.clone(),
@@ -307,8 +308,10 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                     continue;
                 }
                 match apply_one(cluster, o, &params(o)).await {
-                    Ok(stored) => {
-                        live[o.index] = Some(stored);
+                    Ok(mut stored) => {
+                        // Kept for the health wait, which reads spec and status only.
+                        crate::fields::drop_managed_fields(&mut stored);
+                        live.insert(o.index, Some(stored));
                         w.applied.push(o.id.clone());
                     }
                     Err(e) => w.failed.push((o.id.clone(), e)),
@@ -505,7 +508,7 @@ async fn write_inventory<C: Cluster>(
 async fn wait_healthy<C: Cluster>(
     cluster: &C,
     objects: &[&PlannedObject],
-    live: &mut [Option<Value>],
+    live: &mut HashMap<usize, Option<Value>>,
     options: &ApplyOptions,
 ) -> Vec<(ObjectRef, Health)> {
     let deadline = tokio::time::Instant::now() + options.wait_timeout;
@@ -520,7 +523,11 @@ async fn wait_healthy<C: Cluster>(
         let mut unhealthy = Vec::new();
         let mut any_failed = false;
         for &i in &pending {
-            let h = match live.get(i).and_then(Option::as_ref) {
+            let current = match live.get(&i) {
+                Some(read) => read.as_ref(),
+                None => by_index(i).and_then(|o| o.live.as_ref()),
+            };
+            let h = match current {
                 Some(v) => health::health(v),
                 None => Health::Progressing("not found".into()),
             };
@@ -546,14 +553,14 @@ async fn wait_healthy<C: Cluster>(
             let Some(resource) = &o.resource else {
                 // Resolved at apply time; read it through discovery again.
                 if let Ok(Some(v)) = get_entry(cluster, &Entry::from_ref(&o.id)).await {
-                    live[i] = Some(v);
+                    live.insert(i, Some(v));
                 }
                 continue;
             };
             let ns = o.id.namespace.as_deref().filter(|_| resource.namespaced);
             // A failed read is retried on the next round; the deadline bounds it.
             if let Ok(v) = cluster.get(resource, ns, &o.id.name).await {
-                live[i] = v;
+                live.insert(i, v);
             }
         }
     }

@@ -12,6 +12,18 @@ use serde_json::{Map, Value};
 /// tally's field manager name, for every server-side apply.
 pub const MANAGER: &str = "tally";
 
+/// Removes `metadata.managedFields` from an object read or written: once the diff has read them
+/// they are dead weight (often a third of the object), and the engine holds a thousand objects
+/// while it applies.
+pub fn drop_managed_fields(object: &mut serde_json::Value) {
+    if let Some(meta) = object
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        meta.remove("managedFields");
+    }
+}
+
 /// The field sets covering one node of an object: tally's and everyone else's.
 #[derive(Debug, Clone, Default)]
 pub struct Ownership<'a> {

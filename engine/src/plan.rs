@@ -19,6 +19,7 @@ use tally_layout::validator::ObjectRef;
 use crate::EngineError;
 use crate::cluster::{Cluster, ClusterError, Resource};
 use crate::diff::{self, Change};
+use crate::fields;
 use crate::health::{self, Health};
 use crate::inventory::{self, Entry, Inventory, InventoryError, Key, PruneSet};
 use crate::wave::{self, GUARDRAIL_LABEL, Placement, Wave};
@@ -87,7 +88,8 @@ pub struct PlannedObject {
     pub resource: Option<Resource>,
     /// The object to apply.
     pub desired: Value,
-    /// The live object, when it exists.
+    /// The live object, when it exists, without its `metadata.managedFields`: the diff reads
+    /// them, and nothing after it does (health reads spec and status), so they are not kept.
     pub live: Option<Value>,
     /// What applying it would change.
     pub change: Change,
@@ -294,6 +296,10 @@ pub async fn plan<C: Cluster>(
         // left the desired state).
         let live = live.remove(&Entry::from_ref(&id).key());
         let change = diff::diff(&value, live.as_ref());
+        let mut live = live;
+        if let Some(l) = live.as_mut() {
+            fields::drop_managed_fields(l);
+        }
         planned.push(PlannedObject {
             index: i,
             id,

@@ -128,7 +128,48 @@ pub struct State {
 #[derive(Debug, Clone)]
 struct Gated {
     commit: String,
-    verdict: Result<Desired, Outcome>,
+    verdict: Result<Compact, Outcome>,
+}
+
+/// A desired state kept between rounds as JSON text: a tenth of the memory of parsed values,
+/// parsed again in a few milliseconds when a round needs it.
+#[derive(Debug, Clone)]
+struct Compact {
+    environment: String,
+    commit: String,
+    objects: Vec<Box<str>>,
+    depends_on: BTreeMap<String, Vec<String>>,
+}
+
+impl Compact {
+    fn of(desired: &Desired) -> Compact {
+        Compact {
+            environment: desired.environment.clone(),
+            commit: desired.commit.clone(),
+            objects: desired
+                .objects
+                .iter()
+                .map(|o| o.to_string().into_boxed_str())
+                .collect(),
+            depends_on: desired.depends_on.clone(),
+        }
+    }
+
+    /// The desired state again, or `None` if an object cannot be read back (never expected: it
+    /// was written from a value).
+    fn desired(&self) -> Option<Desired> {
+        let objects = self
+            .objects
+            .iter()
+            .map(|o| serde_json::from_str(o).ok())
+            .collect::<Option<Vec<Value>>>()?;
+        Some(Desired {
+            environment: self.environment.clone(),
+            commit: self.commit.clone(),
+            objects,
+            depends_on: self.depends_on.clone(),
+        })
+    }
 }
 
 /// Reconciles `environment` from the repo at `root` (a checkout of `commit`).
@@ -183,25 +224,39 @@ async fn run<C: Cluster>(
     state: &mut State,
     health: &mut BTreeMap<String, String>,
 ) -> Outcome {
-    let cached = state.gated.as_ref().filter(|g| g.commit == commit);
-    let desired = match cached {
-        Some(g) => g.verdict.clone(),
+    let reuse = match state.gated.as_ref().filter(|g| g.commit == commit) {
+        Some(Gated {
+            verdict: Err(outcome),
+            ..
+        }) => return outcome.clone(),
+        Some(Gated {
+            verdict: Ok(compact),
+            ..
+        }) => compact.desired(),
+        None => None,
+    };
+    let desired = match reuse {
+        Some(d) => d,
         None => {
+            // The last commit's verdict is no longer needed: free it before this one's gate.
+            state.gated = None;
             let verdict = gate_and_render(root, commit, &settings.environment);
             // A rejection or a rendering stands for the commit; other failures (a renderer
             // that could not run) are tried again next time.
-            if !matches!(verdict, Err(Outcome::Failed { .. })) {
-                state.gated = Some(Gated {
-                    commit: commit.to_owned(),
-                    verdict: verdict.clone(),
-                });
+            let kept = match &verdict {
+                Ok(desired) => Some(Ok(Compact::of(desired))),
+                Err(outcome @ Outcome::Rejected { .. }) => Some(Err(outcome.clone())),
+                Err(_) => None,
+            };
+            state.gated = kept.map(|verdict| Gated {
+                commit: commit.to_owned(),
+                verdict,
+            });
+            match verdict {
+                Ok(d) => d,
+                Err(outcome) => return outcome,
             }
-            verdict
         }
-    };
-    let desired = match desired {
-        Ok(d) => d,
-        Err(outcome) => return outcome,
     };
     let plan = match plan(cluster, desired, &settings.plan).await {
         Ok(p) => p,

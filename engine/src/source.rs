@@ -143,6 +143,9 @@ impl GitSource {
             message,
         };
         std::fs::create_dir_all(dir.join("trees")).map_err(|e| cache_error(e.to_string()))?;
+        // Each commit's objects are read once, to write its tree out: libgit2's object cache would
+        // only hold on to them, growing with every commit the daemon follows.
+        git2::opts::enable_caching(false);
         let bare = dir.join("repo.git");
         let repo = if bare.join("HEAD").is_file() {
             Repository::open_bare(&bare)

@@ -517,7 +517,10 @@ mod tests {
             plural: "configmaps".into(),
             namespaced: true,
         };
-        assert_eq!(s.snapshot(&r, None), Some(vec![object("a", "n", "10", "x")]));
+        assert_eq!(
+            s.snapshot(&r, None),
+            Some(vec![object("a", "n", "10", "x")])
+        );
         // A delete event older than the write this cache made is ignored too.
         s.remove(&object("a", "n", "8", "x"));
         assert_eq!(s.objects().len(), 1);
