@@ -292,11 +292,13 @@ pub async fn plan<C: Cluster>(
             }
             _ => None,
         };
-        // Moved, not copied: what stays in `live` is only what the prune checks need (objects that
-        // left the desired state).
-        let live = live.remove(&Entry::from_ref(&id).key());
+        // Taken, not copied: what stays in `live` is only what the prune checks need (objects
+        // that left the desired state).
+        let mut live = match live.remove(&Entry::from_ref(&id).key()) {
+            Some(text) => Some(revive(&text, &id)?),
+            None => None,
+        };
         let change = diff::diff(&value, live.as_ref());
-        let mut live = live;
         if let Some(l) = live.as_mut() {
             fields::drop_managed_fields(l);
         }
@@ -318,7 +320,15 @@ pub async fn plan<C: Cluster>(
         .collect();
     let (prune, prune_refused) = match &previous {
         None => (PruneSet::default(), None),
-        Some(prev) => plan_prune(cluster, prev, &desired_keys, &live, &desired.environment).await?,
+        Some(prev) => {
+            // Labelled objects the desired state no longer holds: the prune candidates.
+            let mut rest = HashMap::with_capacity(live.len());
+            for (key, text) in live {
+                let value = revive(&text, &format_args!("{} {}", key.1, key.3))?;
+                rest.insert(key, value);
+            }
+            plan_prune(cluster, prev, &desired_keys, &rest, &desired.environment).await?
+        }
     };
 
     let mut waves = wave::plan_waves(
@@ -366,12 +376,14 @@ pub async fn read_inventory<C: Cluster>(
     }
 }
 
-/// Live objects by identity: one labelled list per kind, then the stragglers.
+/// Live objects by identity: one labelled list per kind, then the stragglers. Each is kept as
+/// JSON text as soon as its list arrives, and parsed again one at a time by the plan, so a
+/// thousand live objects (managed fields and status included) are never all parsed at once.
 async fn read_live<C: Cluster>(
     cluster: &C,
     environment: &str,
     objects: &[(ObjectRef, Option<Resource>, Value)],
-) -> Result<HashMap<Key, Value>, EngineError> {
+) -> Result<HashMap<Key, Box<str>>, EngineError> {
     let selector = owned_selector(environment);
     let mut by_resource: BTreeMap<&Resource, Vec<&ObjectRef>> = BTreeMap::new();
     for (id, resource, _) in objects {
@@ -379,10 +391,10 @@ async fn read_live<C: Cluster>(
             by_resource.entry(r).or_default().push(id);
         }
     }
-    let mut live: HashMap<Key, Value> = HashMap::new();
+    let mut live: HashMap<Key, Box<str>> = HashMap::new();
     for (resource, ids) in by_resource {
         for v in cluster.list(resource, None, &selector).await? {
-            live.insert(Entry::of(&v).key(), v);
+            live.insert(Entry::of(&v).key(), compact(&v));
         }
         let missing: Vec<&&ObjectRef> = ids
             .iter()
@@ -394,19 +406,34 @@ async fn read_live<C: Cluster>(
             for v in cluster.list(resource, None, "").await? {
                 let key = Entry::of(&v).key();
                 if wanted.contains(&key) {
-                    live.insert(key, v);
+                    live.insert(key, compact(&v));
                 }
             }
         } else {
             for id in missing {
                 let ns = id.namespace.as_deref().filter(|_| resource.namespaced);
                 if let Some(v) = cluster.get(resource, ns, &id.name).await? {
-                    live.insert(Entry::from_ref(id).key(), v);
+                    live.insert(Entry::from_ref(id).key(), compact(&v));
                 }
             }
         }
     }
     Ok(live)
+}
+
+/// An object as JSON text.
+fn compact(object: &Value) -> Box<str> {
+    object.to_string().into_boxed_str()
+}
+
+/// An object kept by [`compact`], parsed again.
+fn revive(text: &str, id: &dyn std::fmt::Display) -> Result<Value, EngineError> {
+    serde_json::from_str(text).map_err(|e| {
+        EngineError::Cluster(ClusterError::Other {
+            what: format!("reading the live {id}"),
+            message: e.to_string(),
+        })
+    })
 }
 
 /// The prune set for `previous` against the desired identities, guards applied.
