@@ -61,6 +61,21 @@ impl Cluster {
         self.dir.join("repo")
     }
 
+    /// A daemon following the example repo's working tree (`--path`) with JSON logs written to
+    /// `daemon.log`, whose path is returned with it.
+    fn follow_tree(&self, interval: &str) -> (DaemonGuard, PathBuf) {
+        let log = self.dir.join("daemon.log");
+        let child = self
+            .daemon()
+            .args(["--interval", interval, "--log-format", "json"])
+            .arg("--path")
+            .arg(self.repo())
+            .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (DaemonGuard(child), log)
+    }
+
     fn run(&self, command: &str, extra: &[&str]) -> Output {
         let repo = self.repo();
         let mut args = vec![command, "--env", "staging", "--commit", "c1"];
@@ -312,16 +327,7 @@ fn poll(mut check: impl FnMut() -> bool) -> bool {
 #[test]
 fn the_daemons_rounds_with_nothing_to_do_read_live_state_from_watches() {
     let c = setup("watchcache");
-    let log = c.dir.join("daemon.log");
-    let child = c
-        .daemon()
-        .args(["--interval", "1", "--log-format", "json"])
-        .arg("--path")
-        .arg(c.repo())
-        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = DaemonGuard(child);
+    let (mut child, log) = c.follow_tree("1");
     let rounds = || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -335,7 +341,11 @@ fn the_daemons_rounds_with_nothing_to_do_read_live_state_from_watches() {
     eventually_logged("three more rounds", &log, || rounds() >= before + 3);
     let counters = c.server.counters();
     let during = (rounds() - before + 1) as u64;
-    assert_eq!(counters.verb(Verb::List), 0, "live state comes from watches");
+    assert_eq!(
+        counters.verb(Verb::List),
+        0,
+        "live state comes from watches"
+    );
     assert_eq!(counters.writes(), 0);
     assert!(
         counters.verb(Verb::Get) <= during,
@@ -363,17 +373,7 @@ fn the_daemons_rounds_with_nothing_to_do_read_live_state_from_watches() {
 #[test]
 fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     let c = setup("daemon");
-    let repo = c.repo();
-    let log = c.dir.join("daemon.log");
-    let child = c
-        .daemon()
-        .args(["--interval", "1", "--log-format", "json"])
-        .arg("--path")
-        .arg(&repo)
-        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = DaemonGuard(child);
+    let (mut child, log) = c.follow_tree("1");
     let store = c.server.store();
     let image = |s: &tally_fake_apiserver::Store| {
         s.get("deployments.apps", "shop", "web")
@@ -997,17 +997,8 @@ fn a_fetch_that_never_answers_times_out_as_a_failed_round() {
 #[test]
 fn a_watched_working_tree_is_applied_on_change_without_waiting_for_the_interval() {
     let c = setup("watch");
-    let log = c.dir.join("daemon.log");
-    let child = c
-        .daemon()
-        // An interval so long that only the change notification can explain a second apply.
-        .args(["--interval", "3600", "--log-format", "json"])
-        .arg("--path")
-        .arg(c.repo())
-        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = DaemonGuard(child);
+    // An interval so long that only the change notification can explain a second apply.
+    let (mut child, log) = c.follow_tree("3600");
     let store = c.server.store();
     let image = || {
         store
