@@ -377,6 +377,14 @@ async fn wait_for_signal() {
 }
 
 fn log_record(d: &Daemon, record: &Record) {
+    if let Some(e) = &record.status_error {
+        log(
+            d,
+            "warn",
+            "could not record the round's status",
+            json!({"environment": d.environment, "error": e}),
+        );
+    }
     let level = match record.outcome {
         Outcome::Rejected { .. } | Outcome::Failed { .. } => "error",
         Outcome::Drifted { .. } => "warn",

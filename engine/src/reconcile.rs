@@ -110,6 +110,9 @@ pub struct Record {
     pub duration: Duration,
     /// Each app's health after it (`""` holds the guardrails).
     pub health: BTreeMap<String, String>,
+    /// Why the round's status could not be recorded in the cluster (the round itself is not
+    /// failed by it, but an operator must hear of it: `tally status` would show an old round).
+    pub status_error: Option<String>,
 }
 
 /// What the reconcile loop remembers between runs.
@@ -183,16 +186,15 @@ pub async fn reconcile<C: Cluster>(
     let started = Instant::now();
     let mut health = BTreeMap::new();
     let outcome = run(cluster, root, commit, settings, state, &mut health).await;
-    let record = Record {
+    let mut record = Record {
         commit: commit.to_owned(),
         outcome,
         duration: started.elapsed(),
         health,
+        status_error: None,
     };
-    if let Err(e) = write_status(cluster, settings, state, &record).await {
-        // The status is for people; failing to write it must not fail the reconcile.
-        let _ = e;
-    }
+    // The status is for people; failing to write it must not fail the reconcile.
+    record.status_error = write_status(cluster, settings, state, &record).await.err();
     record
 }
 
@@ -205,14 +207,15 @@ pub async fn record_failure<C: Cluster>(
     settings: &ReconcileSettings,
     state: &mut State,
 ) -> Record {
-    let record = Record {
+    let mut record = Record {
         commit: commit.to_owned(),
         outcome: Outcome::Failed { reason },
         duration: Duration::ZERO,
         health: BTreeMap::new(),
+        status_error: None,
     };
     // As in `reconcile`: the status is for people and must not fail the round.
-    let _ = write_status(cluster, settings, state, &record).await;
+    record.status_error = write_status(cluster, settings, state, &record).await.err();
     record
 }
 
