@@ -61,6 +61,16 @@ impl Cluster {
         self.dir.join("repo")
     }
 
+    /// Waits for the daemon to record a failed round; returns the status ConfigMap as text.
+    fn failed_round(&self) -> String {
+        let store = self.server.store();
+        let status = || store.get("configmaps", "tally-system", "tally-status-staging");
+        eventually("the failed round recorded", || {
+            status().is_some_and(|cm| cm["data"]["result"] == "failed")
+        });
+        status().map(|cm| cm.to_string()).unwrap_or_default()
+    }
+
     /// A daemon following the example repo's working tree (`--path`) with JSON logs written to
     /// `daemon.log`, whose path is returned with it.
     fn follow_tree(&self, interval: &str) -> (DaemonGuard, PathBuf) {
@@ -848,12 +858,7 @@ fn refused_git_credentials_are_a_failed_round_and_no_secret_is_ever_shown() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut child = DaemonGuard(child);
-    let store = c.server.store();
-    let status = || store.get("configmaps", "tally-system", "tally-status-staging");
-    eventually("the failed round recorded", || {
-        status().is_some_and(|cm| cm["data"]["result"] == "failed")
-    });
-    let recorded = status().map(|cm| cm.to_string()).unwrap_or_default();
+    let recorded = c.failed_round();
     assert!(
         recorded.contains("refused the token in TALLY_GIT_TOKEN"),
         "{recorded}"
@@ -865,7 +870,7 @@ fn refused_git_credentials_are_a_failed_round_and_no_secret_is_ever_shown() {
         "{logs}"
     );
     assert!(logs.contains("bot:***@"), "{logs}");
-    let events = store.list("events", Some("tally-system"));
+    let events = c.server.store().list("events", Some("tally-system"));
     for shown in [&logs, &recorded, &format!("{events:?}")] {
         assert!(!shown.contains("tok-ENVSECRET"), "{shown}");
         assert!(!shown.contains("tok-URLPASS"), "{shown}");
@@ -984,12 +989,7 @@ fn a_fetch_that_never_answers_times_out_as_a_failed_round() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut child = DaemonGuard(child);
-    let store = c.server.store();
-    let status = || store.get("configmaps", "tally-system", "tally-status-staging");
-    eventually("the failed round recorded", || {
-        status().is_some_and(|cm| cm["data"]["result"] == "failed")
-    });
-    let recorded = status().map(|cm| cm.to_string()).unwrap_or_default();
+    let recorded = c.failed_round();
     assert!(recorded.contains("fetch timeout of 1s"), "{recorded}");
     assert!(terminate(&mut child.0).success());
 }
