@@ -151,6 +151,25 @@ pub trait Cluster: Send + Sync {
         label_selector: &str,
     ) -> impl Future<Output = Result<Vec<Value>, ClusterError>> + Send;
 
+    /// As [`list`](Cluster::list), each object as JSON text: what a caller that keeps objects
+    /// as text and reads them one at a time wants, and what a cache that keeps them so (the
+    /// daemon's watch cache) hands out without parsing them.
+    fn list_text(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        label_selector: &str,
+    ) -> impl Future<Output = Result<Vec<Box<str>>, ClusterError>> + Send {
+        async move {
+            Ok(self
+                .list(resource, namespace, label_selector)
+                .await?
+                .iter()
+                .map(|v| v.to_string().into_boxed_str())
+                .collect())
+        }
+    }
+
     /// Server-side apply of `object` by field manager `tally`, forced. Returns the object as the
     /// server stored it (or would, on a dry run).
     fn apply(

@@ -393,8 +393,8 @@ async fn read_live<C: Cluster>(
     }
     let mut live: HashMap<Key, Box<str>> = HashMap::new();
     for (resource, ids) in by_resource {
-        for v in cluster.list(resource, None, &selector).await? {
-            live.insert(Entry::of(&v).key(), compact(&v));
+        for text in cluster.list_text(resource, None, &selector).await? {
+            live.insert(key_of(&text, resource)?, text);
         }
         let missing: Vec<&&ObjectRef> = ids
             .iter()
@@ -419,6 +419,34 @@ async fn read_live<C: Cluster>(
         }
     }
     Ok(live)
+}
+
+/// The identity of an object given as JSON text, read without parsing the rest of it.
+fn key_of(text: &str, resource: &Resource) -> Result<Key, EngineError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        metadata: Meta,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Meta {
+        #[serde(default)]
+        name: String,
+        namespace: Option<String>,
+    }
+    let head: Head = serde_json::from_str(text).map_err(|e| {
+        EngineError::Cluster(ClusterError::Other {
+            what: format!("reading a listed {}", resource.kind),
+            message: e.to_string(),
+        })
+    })?;
+    // The list was of this kind: its group and kind are the resource's.
+    Ok((
+        resource.group.clone(),
+        resource.kind.clone(),
+        head.metadata.namespace,
+        head.metadata.name,
+    ))
 }
 
 /// An object as JSON text.

@@ -103,6 +103,17 @@ async fn lists_come_from_memory_and_follow_the_cluster() {
     for _ in 0..5 {
         assert_eq!(values(&cluster, &r).await, pairs(&[("a", "1")]));
     }
+    // The same objects as text, straight from the cache.
+    let texts = match cluster.list_text(&r, None, SELECTOR).await {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    };
+    let parsed: Vec<Value> = texts
+        .iter()
+        .filter_map(|t| serde_json::from_str(t).ok())
+        .collect();
+    assert_eq!(parsed.len(), 1);
+    assert_eq!(parsed[0]["data"]["k"], "1");
     let c = server.counters();
     assert_eq!(
         (c.verb(Verb::List), c.verb(Verb::Get)),

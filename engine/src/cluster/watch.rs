@@ -148,6 +148,16 @@ impl Store {
         objects.remove(&key);
     }
 
+    /// The objects (in one namespace, for namespaced kinds) as JSON text.
+    fn texts(&self, resource: &Resource, namespace: Option<&str>) -> Vec<Box<str>> {
+        let namespace = namespace.filter(|_| resource.namespaced);
+        self.objects()
+            .iter()
+            .filter(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
+            .map(|(_, c)| c.json.clone())
+            .collect()
+    }
+
     /// The objects (in one namespace, for namespaced kinds), or `None` if one cannot be read
     /// back (never expected: the cache wrote it).
     fn snapshot(&self, resource: &Resource, namespace: Option<&str>) -> Option<Vec<Value>> {
@@ -296,6 +306,29 @@ impl<C: Watch> Watched<C> {
         store
     }
 
+    /// The store answering a list of `resource` with `label_selector`, once its first list is in,
+    /// if it is current; `None` when the list must go to the server (an unlabelled list, or a
+    /// watch that is broken), counted as a miss when a store exists.
+    async fn current(&self, resource: &Resource, label_selector: &str) -> Option<Arc<Store>> {
+        // Only labelled lists are followed: an unlabelled one would hold a whole kind in memory.
+        if label_selector.is_empty() || Selector::parse(label_selector).is_none() {
+            return None;
+        }
+        let store = self.store(resource, label_selector);
+        let mut sync = store.sync.subscribe();
+        let state = loop {
+            let state = sync.borrow_and_update().clone();
+            if state != Sync::Pending || sync.changed().await.is_err() {
+                break state;
+            }
+        };
+        if state == Sync::Current {
+            return Some(store);
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
     /// The stores following `resource`, whatever their selector.
     fn stores_of(&self, resource: &Resource) -> Vec<Arc<Store>> {
         self.stores
@@ -430,26 +463,29 @@ impl<C: Watch> Cluster for Watched<C> {
         namespace: Option<&str>,
         label_selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
-        // Only labelled lists are followed: an unlabelled one would hold a whole kind in memory.
-        if label_selector.is_empty() || Selector::parse(label_selector).is_none() {
-            return self.inner.list(resource, namespace, label_selector).await;
-        }
-        let store = self.store(resource, label_selector);
-        let mut sync = store.sync.subscribe();
-        let state = loop {
-            let state = sync.borrow_and_update().clone();
-            if state != Sync::Pending || sync.changed().await.is_err() {
-                break state;
-            }
-        };
-        if state == Sync::Current
+        if let Some(store) = self.current(resource, label_selector).await
             && let Some(objects) = store.snapshot(resource, namespace)
         {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(objects);
         }
-        self.counters.misses.fetch_add(1, Ordering::Relaxed);
         self.inner.list(resource, namespace, label_selector).await
+    }
+
+    /// The cached text itself: no parsing, no serializing.
+    async fn list_text(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        label_selector: &str,
+    ) -> Result<Vec<Box<str>>, ClusterError> {
+        if let Some(store) = self.current(resource, label_selector).await {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(store.texts(resource, namespace));
+        }
+        self.inner
+            .list_text(resource, namespace, label_selector)
+            .await
     }
 
     async fn apply(
