@@ -209,7 +209,7 @@ async fn dropped_watches_resume_and_expired_versions_relist() {
     watching(&server).await;
     server
         .faults()
-        .add_latency(Some(Verb::Watch), None, Duration::from_millis(300));
+        .add_latency(Some(Verb::Watch), None, Duration::from_secs(1));
     server.faults().drop_watches();
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.open_watches() > 0 && Instant::now() < deadline {
