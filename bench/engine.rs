@@ -251,6 +251,9 @@ fn daemon(args: &Args, server: &Handle, dir: &Path, kubeconfig: &Path) -> Result
             "600",
             "--log-format",
             "json",
+            // Rounds with nothing to do are logged at debug; the bench times them too.
+            "--log-level",
+            "debug",
         ])
         .args(["--listen", &addr])
         .arg("--webhook-secret-file")

@@ -71,13 +71,22 @@ impl Cluster {
         status().map(|cm| cm.to_string()).unwrap_or_default()
     }
 
-    /// A daemon following the example repo's working tree (`--path`) with JSON logs written to
-    /// `daemon.log`, whose path is returned with it.
-    fn follow_tree(&self, interval: &str) -> (DaemonGuard, PathBuf) {
+    /// A daemon following the example repo's working tree (`--path`) with JSON logs (debug
+    /// level: rounds with nothing to do, each load and render) written to `daemon.log`, whose
+    /// path is returned with it.
+    fn follow_tree(&self, interval: &str, extra: &[&str]) -> (DaemonGuard, PathBuf) {
         let log = self.dir.join("daemon.log");
         let child = self
             .daemon()
-            .args(["--interval", interval, "--log-format", "json"])
+            .args([
+                "--interval",
+                interval,
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+            ])
+            .args(extra)
             .arg("--path")
             .arg(self.repo())
             .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
@@ -337,7 +346,7 @@ fn poll(mut check: impl FnMut() -> bool) -> bool {
 #[test]
 fn the_daemons_rounds_with_nothing_to_do_read_live_state_from_watches() {
     let c = setup("watchcache");
-    let (mut child, log) = c.follow_tree("1");
+    let (mut child, log) = c.follow_tree("1", &[]);
     let rounds = || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -383,7 +392,7 @@ fn the_daemons_rounds_with_nothing_to_do_read_live_state_from_watches() {
 #[test]
 fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     let c = setup("daemon");
-    let (mut child, log) = c.follow_tree("1");
+    let (mut child, log) = c.follow_tree("1", &[]);
     let store = c.server.store();
     let image = |s: &tally_fake_apiserver::Store| {
         s.get("deployments.apps", "shop", "web")
@@ -444,6 +453,74 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     let logs = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logs.contains("\"result\":\"rejected\""), "{logs}");
     assert!(logs.contains("\"msg\":\"stopped\""), "{logs}");
+}
+
+/// Lines of a JSON log whose message is `msg`.
+fn count_logged(log: &Path, msg: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(&format!("\"msg\":\"{msg}\""))
+        .count()
+}
+
+#[test]
+fn the_daemon_rejects_at_its_fail_on_level_and_gates_each_commit_once() {
+    let c = setup("failon");
+    let (mut child, log) = c.follow_tree("1", &["--fail-on", "warning"]);
+    let store = c.server.store();
+    let read_only = |s: &tally_fake_apiserver::Store| {
+        s.get("deployments.apps", "shop", "api").map(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+                ["readOnlyRootFilesystem"]
+                .clone()
+        })
+    };
+    eventually_logged("the first apply", &log, || read_only(&store).is_some());
+
+    // A warning (`read-only-root-fs`) rejects the commit at --fail-on warning, as it would in
+    // `tally apply --fail-on warning`.
+    c.edit(
+        "apps/api/manifests/api.yaml",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+    );
+    let status = || store.get("configmaps", "tally-system", "tally-status-staging");
+    eventually_logged("the rejection", &log, || {
+        status().is_some_and(|cm| cm["data"]["result"] == "rejected")
+    });
+    let message = status().map(|cm| cm["data"]["message"].to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("at warning or above") && m.contains("read-only-root-fs")),
+        "{message:?}"
+    );
+    assert_eq!(read_only(&store), Some(json!(true)));
+
+    // Later rounds on the rejected commit do not gate it again: two commits, two loads, two
+    // renders, however many rounds.
+    let rounds = count_logged(&log, "reconciled");
+    eventually_logged("three more rounds", &log, || {
+        count_logged(&log, "reconciled") >= rounds + 3
+    });
+    assert!(terminate(&mut child.0).success());
+    assert_eq!(count_logged(&log, "loading the repo"), 2);
+    assert_eq!(count_logged(&log, "rendering the environment"), 2);
+}
+
+#[test]
+fn plan_and_apply_load_and_render_the_repo_once() {
+    let c = setup("once");
+    for command in ["plan", "apply"] {
+        let out = c.run(command, &["--log-level", "debug"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.matches("loading the repo").count(), 1, "{stderr}");
+        assert_eq!(
+            stderr.matches("rendering the environment").count(),
+            1,
+            "{stderr}"
+        );
+    }
 }
 
 /// One HTTP/1.1 request over a plain socket; returns the status code and the body.
@@ -602,6 +679,7 @@ fn http(
 #[test]
 fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_metrics() {
     let c = setup("webhook");
+    let log = c.dir.join("daemon.log");
     let secret = c.dir.join("secret");
     std::fs::write(&secret, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -615,9 +693,10 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
         .args(["--interval", "3600", "--listen", &addr])
         .arg("--webhook-secret-file")
         .arg(&secret)
+        .args(["--log-format", "json"])
         .arg("--path")
         .arg(c.repo())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut child = DaemonGuard(child);
@@ -671,6 +750,26 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
         "{metrics}"
     );
     assert!(terminate(&mut child.0).success());
+    // The refused delivery is a warning in the log, with the peer and why (the engine logs it
+    // through `tracing`; the binary's subscriber writes it).
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let warning = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["level"] == "warn" && l["outcome"] == "bad_signature");
+    let warning = warning.unwrap_or_else(|| panic!("no warning for the bad signature:\n{logs}"));
+    assert!(
+        warning["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("webhook delivery rejected")),
+        "{warning}"
+    );
+    assert!(
+        warning["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{warning}"
+    );
 }
 
 /// A daemon process that is killed if a test fails before stopping it, so no test leaves one
@@ -998,7 +1097,7 @@ fn a_fetch_that_never_answers_times_out_as_a_failed_round() {
 fn a_watched_working_tree_is_applied_on_change_without_waiting_for_the_interval() {
     let c = setup("watch");
     // An interval so long that only the change notification can explain a second apply.
-    let (mut child, log) = c.follow_tree("3600");
+    let (mut child, log) = c.follow_tree("3600", &[]);
     let store = c.server.store();
     let image = || {
         store

@@ -190,6 +190,49 @@ fn render_of_an_unknown_environment_fails_clearly() {
 }
 
 #[test]
+fn validate_and_render_load_the_repo_once_and_render_each_environment_once() {
+    let out = tally(&["validate", "examples", "--log-level", "debug"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("loading the repo").count(), 1, "{err}");
+    assert_eq!(err.matches("rendering the environment").count(), 2, "{err}");
+
+    let out = tally(&[
+        "render",
+        "--env",
+        "staging",
+        "examples",
+        "--log-level",
+        "debug",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("loading the repo").count(), 1, "{err}");
+    assert_eq!(err.matches("rendering the environment").count(), 1, "{err}");
+}
+
+#[test]
+fn render_fails_on_what_the_gate_rejects_at_its_fail_on_level() {
+    let dir = temp_dir("render-gate");
+    let d = dir.to_string_lossy().into_owned();
+    assert_eq!(tally(&["init", &d]).status.code(), Some(0));
+    let manifest = dir.join("apps/api/manifests/api.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap_or_default();
+    std::fs::write(&manifest, text.replace("shop/api:2.0.1", "shop/api:latest"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = tally(&["render", "--env", "staging", &d]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[no-latest-tag]"), "{err}");
+    // The objects are printed all the same.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kind: Deployment"));
+    // --fail-on never: reported nowhere, exit 0.
+    let out = tally(&["render", "--env", "staging", &d, "--fail-on", "never"]);
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn init_writes_a_repo_that_passes_the_gate() {
     let dir = temp_dir("init");
     let d = dir.to_string_lossy().into_owned();

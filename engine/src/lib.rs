@@ -12,11 +12,13 @@
 //! | [`cluster`] | the [`Cluster`] trait; [`KubeCluster`] (kube-rs), [`MemoryCluster`] (tests), [`Retrying`] (backoff) |
 //! | [`plan`] | [`plan()`]: live state read, objects diffed, waves built, prune set guarded → [`Plan`] |
 //! | [`apply`] | [`apply()`]: changed objects only, wave by wave, health waits, prune, inventory → [`ApplyReport`] |
-//! | [`source`] | the daemon's git source: one branch fetched into a bare cache, a commit's tree written out as files ([`GitSource`](source::GitSource)) |
-//! | [`daemon`] | the daemon's HTTP side: [`Metrics`](daemon::Metrics), `/healthz`, `/readyz`, `/metrics`, the GitHub push webhook ([`serve`](daemon::serve())) |
+//! | [`gate`] | [`gate_commit`](gate::gate_commit): a commit's environment loaded, rendered and judged once; only an accepted one becomes a [`Desired`] state |
+//! | [`reconcile`] | one daemon round: the gate's verdict (once per commit), plan, apply or drift, the status ConfigMap and Events |
+//! | [`source`] | what the daemon follows ([`Source`](source::Source)): a git branch fetched into a bare cache with its credentials ([`GitSource`](source::GitSource)), or a working tree ([`source::tree`]) |
+//! | [`daemon`] | the loop ([`run`](daemon::run())) and its HTTP side: [`Metrics`](daemon::Metrics), `/healthz`, `/readyz`, `/metrics`, the GitHub push webhook ([`serve`](daemon::serve())), leader election |
 //!
-//! It does not render or validate: the caller runs the gate first and hands over only a commit
-//! the gate accepted. It has no CLI: that is the binary's.
+//! It renders and validates through [`gate`], which calls the layout and validator crates, so
+//! what `tally validate` accepts is exactly what it applies. It has no CLI: that is the binary's.
 //!
 //! # Using it
 //!
@@ -69,6 +71,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod diff;
 pub mod fields;
+pub mod gate;
 pub mod health;
 pub mod inventory;
 pub mod plan;

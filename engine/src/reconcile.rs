@@ -10,12 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tally_layout::{load, render, validate as layout_validate};
 use tally_validator::Severity;
-use tally_validator::gate::GateOptions;
-use tally_validator::policy::PolicyConfig;
 
-use crate::cluster::{ApplyParams, Cluster};
+use crate::cluster::{ApplyParams, Cluster, ClusterError};
+use crate::gate::{Verdict, gate_commit};
 use crate::health::Health;
 use crate::inventory::now_rfc3339;
 use crate::{ApplyOptions, Desired, PlanOptions, apply, plan};
@@ -25,6 +23,8 @@ use crate::{ApplyOptions, Desired, PlanOptions, apply, plan};
 pub struct ReconcileSettings {
     /// The environment.
     pub environment: String,
+    /// Lowest gate severity that rejects a commit (`None`: the gate reports, never rejects).
+    pub fail_on: Option<Severity>,
     /// Correct drift (the default) or only report it.
     pub self_heal: bool,
     /// Planning options (inventory namespace, impersonation).
@@ -54,8 +54,10 @@ pub enum Outcome {
     },
     /// The gate rejected the commit; nothing was applied.
     Rejected {
-        /// Error findings.
+        /// Findings at or above the failing severity.
         errors: usize,
+        /// That severity.
+        fail_on: Severity,
         /// The first one, as `file:line: rule: message`.
         first: String,
     },
@@ -91,9 +93,19 @@ impl Outcome {
             Outcome::Drifted { objects } => {
                 format!("{objects} objects drifted; self-heal is off, nothing changed")
             }
-            Outcome::Rejected { errors, first } => {
-                format!("the gate rejected the commit ({errors} errors; first: {first})")
-            }
+            Outcome::Rejected {
+                errors,
+                fail_on: Severity::Error,
+                first,
+            } => format!("the gate rejected the commit ({errors} errors; first: {first})"),
+            Outcome::Rejected {
+                errors,
+                fail_on,
+                first,
+            } => format!(
+                "the gate rejected the commit ({errors} findings at {fail_on} or above; \
+                 first: {first})"
+            ),
             Outcome::Failed { reason } => reason.clone(),
         }
     }
@@ -185,7 +197,7 @@ pub async fn reconcile<C: Cluster>(
 ) -> Record {
     let started = Instant::now();
     let mut health = BTreeMap::new();
-    let outcome = run(cluster, root, commit, settings, state, &mut health).await;
+    let outcome = round(cluster, root, commit, settings, state, &mut health).await;
     let mut record = Record {
         commit: commit.to_owned(),
         outcome,
@@ -194,7 +206,10 @@ pub async fn reconcile<C: Cluster>(
         status_error: None,
     };
     // The status is for people; failing to write it must not fail the reconcile.
-    record.status_error = write_status(cluster, settings, state, &record).await.err();
+    record.status_error = write_status(cluster, settings, state, &record)
+        .await
+        .err()
+        .map(|e| e.to_string());
     record
 }
 
@@ -215,11 +230,16 @@ pub async fn record_failure<C: Cluster>(
         status_error: None,
     };
     // As in `reconcile`: the status is for people and must not fail the round.
-    record.status_error = write_status(cluster, settings, state, &record).await.err();
+    record.status_error = write_status(cluster, settings, state, &record)
+        .await
+        .err()
+        .map(|e| e.to_string());
     record
 }
 
-async fn run<C: Cluster>(
+/// One round's work, after the source was read: the gate's verdict (once per commit), plan,
+/// apply.
+async fn round<C: Cluster>(
     cluster: &C,
     root: &Path,
     commit: &str,
@@ -243,7 +263,7 @@ async fn run<C: Cluster>(
         None => {
             // The last commit's verdict is no longer needed: free it before this one's gate.
             state.gated = None;
-            let verdict = gate_and_render(root, commit, &settings.environment);
+            let verdict = gate(root, commit, settings);
             // A rejection or a rendering stands for the commit; other failures (a renderer
             // that could not run) are tried again next time.
             let kept = match &verdict {
@@ -286,7 +306,9 @@ async fn run<C: Cluster>(
         return Outcome::Drifted { objects: changed };
     }
     if let Err(e) = ensure_namespace(cluster, &plan.inventory_namespace).await {
-        return Outcome::Failed { reason: e };
+        return Outcome::Failed {
+            reason: e.to_string(),
+        };
     }
     let report = apply(cluster, &plan, &settings.apply).await;
     if !report.is_clean() {
@@ -307,59 +329,27 @@ async fn run<C: Cluster>(
     }
 }
 
-/// Gates the commit at `root` with the repo's own policy configuration, then renders the
-/// environment: its desired state, or the outcome that stops the reconcile.
-fn gate_and_render(root: &Path, commit: &str, env: &str) -> Result<Desired, Outcome> {
-    // The gate, with the repo's own policy configuration.
-    let mut gate = GateOptions::default();
-    match PolicyConfig::load(&root.join(load::REPO_FILE)) {
-        Ok(config) => gate.policy = config,
-        Err(e) => {
-            return Err(Outcome::Failed {
-                reason: format!("reading tally.yaml: {e}"),
-            });
+/// The gate's verdict on the commit at `root`: its desired state, or the outcome that stops the
+/// reconcile.
+fn gate(root: &Path, commit: &str, settings: &ReconcileSettings) -> Result<Desired, Outcome> {
+    match gate_commit(root, &settings.environment, commit, settings.fail_on) {
+        Ok(Verdict::Accepted { desired, .. }) => Ok(desired),
+        Ok(verdict @ Verdict::Rejected { fail_on, .. }) => {
+            let failing = verdict.failing();
+            let first = failing
+                .first()
+                .map(|f| format!("{}:{}: {}: {}", f.file, f.pos.line, f.rule, f.message))
+                .unwrap_or_default();
+            Err(Outcome::Rejected {
+                errors: failing.len(),
+                fail_on,
+                first,
+            })
         }
+        Err(e) => Err(Outcome::Failed {
+            reason: format!("gate: {e}"),
+        }),
     }
-    let report = match layout_validate::validate_repo(root, &gate, Some(env)) {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(Outcome::Failed {
-                reason: format!("gate: {e}"),
-            });
-        }
-    };
-    if report.fails(Severity::Error) {
-        let errors: Vec<_> = report
-            .findings
-            .iter()
-            .filter(|f| f.fails(Severity::Error))
-            .collect();
-        let first = errors
-            .first()
-            .map(|f| format!("{}:{}: {}: {}", f.file, f.pos.line, f.rule, f.message))
-            .unwrap_or_default();
-        return Err(Outcome::Rejected {
-            errors: errors.len(),
-            first,
-        });
-    }
-    let repo = match load::load(root) {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(Outcome::Failed {
-                reason: format!("loading the repo: {e}"),
-            });
-        }
-    };
-    let rendered = match render::render(&repo, env, &[]) {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(Outcome::Failed {
-                reason: format!("rendering: {e}"),
-            });
-        }
-    };
-    Ok(Desired::from_rendered(rendered, &repo, commit))
 }
 
 fn describe_health(h: &Health) -> String {
@@ -381,7 +371,7 @@ async fn write_status<C: Cluster>(
     settings: &ReconcileSettings,
     state: &mut State,
     record: &Record,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let key = (
         record.commit.clone(),
         record.outcome.label().to_owned(),
@@ -390,11 +380,7 @@ async fn write_status<C: Cluster>(
     if state.last_status.as_ref() == Some(&key) {
         return Ok(());
     }
-    let resource = cluster
-        .resource("v1", "ConfigMap")
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the cluster does not serve ConfigMaps")?;
+    let resource = served(cluster, "ConfigMap").await?;
     ensure_namespace(cluster, &settings.plan.inventory_namespace).await?;
     let health: serde_json::Map<String, Value> = record
         .health
@@ -420,8 +406,7 @@ async fn write_status<C: Cluster>(
     });
     cluster
         .apply(&resource, &cm, &ApplyParams::default())
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     state.last_status = Some(key);
     if matches!(
         record.outcome,
@@ -438,12 +423,8 @@ async fn emit_event<C: Cluster>(
     cluster: &C,
     settings: &ReconcileSettings,
     record: &Record,
-) -> Result<(), String> {
-    let Some(resource) = cluster
-        .resource("v1", "Event")
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+) -> Result<(), ClusterError> {
+    let Some(resource) = cluster.resource("v1", "Event").await? else {
         return Ok(());
     };
     let reason = match record.outcome {
@@ -479,23 +460,13 @@ async fn emit_event<C: Cluster>(
         .apply(&resource, &event, &ApplyParams::default())
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 /// Creates tally's own namespace (where inventories and status live) when it is missing. It is
 /// in no environment's inventory, so it is never pruned.
-pub async fn ensure_namespace<C: Cluster>(cluster: &C, name: &str) -> Result<(), String> {
-    let resource = cluster
-        .resource("v1", "Namespace")
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the cluster does not serve Namespaces")?;
-    if cluster
-        .get(&resource, None, name)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_some()
-    {
+pub async fn ensure_namespace<C: Cluster>(cluster: &C, name: &str) -> Result<(), ClusterError> {
+    let resource = served(cluster, "Namespace").await?;
+    if cluster.get(&resource, None, name).await?.is_some() {
         return Ok(());
     }
     let namespace = json!({
@@ -507,43 +478,20 @@ pub async fn ensure_namespace<C: Cluster>(cluster: &C, name: &str) -> Result<(),
         .apply(&resource, &namespace, &ApplyParams::default())
         .await
         .map(|_| ())
-        .map_err(|e| format!("creating namespace {name}: {e}"))
 }
 
-/// A digest of a working tree's files (hidden entries skipped), standing in for a commit id
-/// when the source is a plain directory: it changes exactly when a file does.
-pub fn tree_digest(root: &Path) -> std::io::Result<String> {
-    use std::hash::{DefaultHasher, Hasher};
-    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, files)?;
-            } else {
-                files.push(path);
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    walk(root, &mut files)?;
-    files.sort();
-    // SipHash with fixed keys: the same tree gives the same digest in every process.
-    let mut h = DefaultHasher::new();
-    for f in files {
-        h.write(
-            f.strip_prefix(root)
-                .unwrap_or(&f)
-                .to_string_lossy()
-                .as_bytes(),
-        );
-        h.write(&std::fs::read(&f)?);
-    }
-    Ok(format!("tree-{:016x}", h.finish()))
+/// The core (`v1`) kind's resource, which every cluster serves.
+async fn served<C: Cluster>(
+    cluster: &C,
+    kind: &str,
+) -> Result<crate::cluster::Resource, ClusterError> {
+    cluster
+        .resource("v1", kind)
+        .await?
+        .ok_or_else(|| ClusterError::UnknownKind {
+            api_version: "v1".into(),
+            kind: kind.into(),
+        })
 }
 
 #[cfg(test)]
@@ -551,22 +499,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tree_digests_follow_content() {
-        let dir = std::env::temp_dir().join(format!("tally-digest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("a")).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.join("a/x.yaml"), "a: 1").unwrap_or_else(|e| panic!("{e}"));
-        let first = tree_digest(&dir).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(first, tree_digest(&dir).unwrap_or_else(|e| panic!("{e}")));
-        std::fs::write(dir.join("a/x.yaml"), "a: 2").unwrap_or_else(|e| panic!("{e}"));
-        assert_ne!(first, tree_digest(&dir).unwrap_or_else(|e| panic!("{e}")));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
     fn outcomes_have_stable_labels() {
         let o = Outcome::Rejected {
             errors: 2,
+            fail_on: Severity::Error,
             first: "a.yaml:3: no-bare-pod: x".into(),
         };
         assert_eq!(o.label(), "rejected");

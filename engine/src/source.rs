@@ -1,4 +1,4 @@
-//! The daemon's git source: one branch of a remote, fetched into a bare cache repository, its head
+//! The daemon's sources: a working tree ([`tree`]) or, below, one branch of a remote, fetched into a bare cache repository, its head
 //! commit's tree written out as plain files for the gate and the renderer to read.
 //!
 //! Layout of the cache directory (one subdirectory per remote and branch, so several daemons or
@@ -21,7 +21,9 @@
 //! transfer still going when it has passed is abandoned.
 
 mod auth;
+mod follow;
 pub mod known_hosts;
+pub mod tree;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -35,10 +37,12 @@ use git2::{
 
 use auth::{Attempts, ssh_host_port};
 pub use auth::{
-    Credentials, DEFAULT_TOKEN_USERNAME, SshKey, TOKEN_ENV, Token, Transport, read_secret,
-    redact_url,
+    CredentialFiles, Credentials, CredentialsError, DEFAULT_TOKEN_USERNAME, SshKey, TOKEN_ENV,
+    Token, Transport, read_secret, redact_url,
 };
+pub use follow::{Follower, GitSettings, Source};
 pub use known_hosts::KnownHosts;
+pub use tree::tree_digest;
 
 /// Why the source could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,17 @@ pub enum SourceError {
         /// libgit2's message.
         message: String,
     },
+    /// A working tree could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Tree {
+        /// The tree's root.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The blocking fetch task died.
+    #[error("the fetch task failed: {0}")]
+    Task(String),
     /// A commit's tree could not be read from the cache or written out.
     #[error("writing out commit {commit}: {message}")]
     Materialise {

@@ -30,6 +30,9 @@ pub enum LayoutError {
     /// Reading the repo failed.
     #[error(transparent)]
     Gate(#[from] gate::GateError),
+    /// The repo's policy configuration (`tally.yaml`) could not be read.
+    #[error(transparent)]
+    PolicyConfig(#[from] tally_validator::policy::PolicyConfigError),
     /// `--env` names an environment the repo does not have.
     #[error("no environment `{name}` (known: {known})")]
     UnknownEnvironment {
@@ -95,6 +98,8 @@ pub fn is_repo(path: &Path) -> bool {
 
 /// Loads the repo rooted at `root`.
 pub fn load(root: &Path) -> Result<Repo, LayoutError> {
+    // Commands and daemon rounds load a repo exactly once; tests count this event to prove it.
+    tracing::debug!(root = %root.display(), "loading the repo");
     let mut inputs = vec![Input::File(root.join(REPO_FILE))];
     let mut missing = Vec::new();
     for dir in ["environments", "tenants", "apps"] {

@@ -54,6 +54,8 @@ pub struct Rendered {
 
 /// Renders environment `env` of `repo`. `excludes` (gitignore globs) skip manifest files.
 pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, LayoutError> {
+    // Each environment is rendered once per command or daemon round; tests count this event.
+    tracing::debug!(environment = env, "rendering the environment");
     let mut out = Rendered {
         environment: env.to_owned(),
         ..Rendered::default()

@@ -15,12 +15,65 @@ use crate::check;
 use crate::load::{self, LayoutError, Repo};
 use crate::render::{self, Rendered};
 
-/// Validates the repo at `root`: every environment, or only `environment`.
+/// A repo through the gate: its model, the gate's report, and each environment as rendered.
+#[derive(Debug)]
+pub struct GatedRepo {
+    /// The repo as loaded.
+    pub repo: Repo,
+    /// Every finding: layout, rendering, schemas and policies.
+    pub report: GateReport,
+    /// Each environment gated, in the order gated, rendered once.
+    pub environments: Vec<Rendered>,
+}
+
+impl GatedRepo {
+    /// Takes one environment's rendering out (`None` when it was not gated).
+    pub fn take_environment(&mut self, name: &str) -> Option<Rendered> {
+        let at = self
+            .environments
+            .iter()
+            .position(|r| r.environment == name)?;
+        Some(self.environments.swap_remove(at))
+    }
+}
+
+/// The repo at `root` through the gate: loaded once, each environment (or only `environment`)
+/// rendered once and judged as one set. Every command that reads a repo (`validate`, `render`,
+/// `plan`, `apply`, `run`) goes through here, so each judges exactly what the engine applies.
+pub fn gate_repo(
+    root: &Path,
+    options: &GateOptions,
+    environment: Option<&str>,
+) -> Result<GatedRepo, LayoutError> {
+    gate(root, options, environment, true)
+}
+
+/// The policy configuration of the repo at `root` (its `tally.yaml`), in otherwise default gate
+/// options: how `plan`, `apply` and `run` gate a commit.
+pub fn repo_options(root: &Path) -> Result<GateOptions, LayoutError> {
+    let policy = tally_validator::policy::PolicyConfig::load(&root.join(load::REPO_FILE))?;
+    Ok(GateOptions {
+        policy,
+        ..GateOptions::default()
+    })
+}
+
+/// Validates the repo at `root`: every environment, or only `environment`. As [`gate_repo`], but
+/// each rendering is dropped once judged (a large repo's renders are never all held at once).
 pub fn validate_repo(
     root: &Path,
     options: &GateOptions,
     environment: Option<&str>,
 ) -> Result<GateReport, LayoutError> {
+    gate(root, options, environment, false).map(|g| g.report)
+}
+
+fn gate(
+    root: &Path,
+    options: &GateOptions,
+    environment: Option<&str>,
+    keep_renders: bool,
+) -> Result<GatedRepo, LayoutError> {
     let repo = load::load(root)?;
     let mut findings = repo.findings.clone();
     findings.extend(check::check(&repo));
@@ -34,6 +87,7 @@ pub fn validate_repo(
     };
     let mut versions = Vec::new();
     let mut checked: HashSet<(Arc<str>, ObjectRef)> = HashSet::new();
+    let mut environments = Vec::new();
     for name in &names {
         let rendered = render::render(&repo, name, &options.excludes)?;
         let (found, version) = judge(&repo, &rendered, options)?;
@@ -50,6 +104,9 @@ pub fn validate_repo(
         }
         for (file, text) in rendered.sources.iter() {
             report.sources.insert(Arc::clone(file), Arc::clone(text));
+        }
+        if keep_renders {
+            environments.push(rendered);
         }
     }
     findings.extend(options.policy.findings.iter().cloned());
@@ -72,7 +129,11 @@ pub fn validate_repo(
     report.findings = findings;
     report.kubernetes_version = versions.join(", ");
     report.files = report.sources.iter().count();
-    Ok(report)
+    Ok(GatedRepo {
+        repo,
+        report,
+        environments,
+    })
 }
 
 /// Schema and policy findings for one rendered environment, and the Kubernetes version used.

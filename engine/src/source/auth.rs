@@ -31,6 +31,134 @@ pub struct Credentials {
     pub known_hosts: Option<PathBuf>,
 }
 
+/// The credential files a user names (`tally run --git-*`), before they are checked against a
+/// remote.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialFiles {
+    /// HTTPS: a file holding a token.
+    pub token_file: Option<PathBuf>,
+    /// HTTPS: the user name sent with the token; SSH: the user when the URL names none.
+    pub username: Option<String>,
+    /// SSH: the private key file.
+    pub ssh_key: Option<PathBuf>,
+    /// SSH: a file holding the key's passphrase.
+    pub ssh_passphrase_file: Option<PathBuf>,
+    /// SSH: the known_hosts file.
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// Why the credentials given cannot be used for a remote; found at start, not at the first fetch.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// A token file was given for an SSH remote.
+    #[error("--git-token-file is for HTTPS remotes; {url} is an SSH remote: give --git-ssh-key")]
+    TokenForSsh {
+        /// The remote (redacted).
+        url: String,
+    },
+    /// An SSH flag was given for a remote that is not SSH.
+    #[error("{flag} is for SSH remotes (ssh://... or git@host:path); {url} is not one")]
+    SshFlagForHttps {
+        /// The flag.
+        flag: &'static str,
+        /// The remote (redacted).
+        url: String,
+    },
+    /// An SSH remote without a known_hosts file.
+    #[error(
+        "{url} is an SSH remote: give --git-known-hosts FILE with its host key \
+         (`ssh-keyscan HOST > FILE`); tally never trusts an unknown host"
+    )]
+    NoKnownHosts {
+        /// The remote (redacted).
+        url: String,
+    },
+    /// An SSH remote without a key.
+    #[error("{url} is an SSH remote: give --git-ssh-key with a deploy key")]
+    NoSshKey {
+        /// The remote (redacted).
+        url: String,
+    },
+    /// A file named by a flag cannot be used.
+    #[error("{flag}: {message}")]
+    Unusable {
+        /// The flag naming the file.
+        flag: &'static str,
+        /// Why (names the file, never a secret).
+        message: String,
+    },
+}
+
+impl Credentials {
+    /// The credentials for `url` from the files a user named and a token from the environment
+    /// ([`TOKEN_ENV`]), checked now so a wrong path or a flag that cannot apply to this remote is
+    /// an error at start, not at the first fetch.
+    pub fn resolve(
+        url: &str,
+        files: CredentialFiles,
+        env_token: Option<String>,
+    ) -> Result<Credentials, CredentialsError> {
+        let shown = redact_url(url);
+        let ssh = Transport::of(url) == Transport::Ssh;
+        let token = if ssh {
+            if files.token_file.is_some() {
+                return Err(CredentialsError::TokenForSsh { url: shown });
+            }
+            None
+        } else {
+            for (flag, given) in [
+                ("--git-ssh-key", files.ssh_key.is_some()),
+                ("--git-known-hosts", files.known_hosts.is_some()),
+            ] {
+                if given {
+                    return Err(CredentialsError::SshFlagForHttps { flag, url: shown });
+                }
+            }
+            Token::choose(files.token_file.clone(), env_token)
+        };
+        let unusable = |flag: &'static str| {
+            move |message: String| CredentialsError::Unusable { flag, message }
+        };
+        if let Some(Token::File(path)) = &token {
+            read_secret(path, "token file").map_err(unusable("--git-token-file"))?;
+        }
+        if ssh {
+            let Some(known_hosts) = &files.known_hosts else {
+                return Err(CredentialsError::NoKnownHosts { url: shown });
+            };
+            super::KnownHosts::load(known_hosts)
+                .map_err(|e| unusable("--git-known-hosts")(e.to_string()))?;
+            let Some(key) = &files.ssh_key else {
+                return Err(CredentialsError::NoSshKey { url: shown });
+            };
+            std::fs::File::open(key)
+                .map_err(|e| unusable("--git-ssh-key")(format!("{}: {e}", key.display())))?;
+            if let Some(p) = &files.ssh_passphrase_file {
+                read_secret(p, "passphrase file").map_err(unusable("--git-ssh-passphrase-file"))?;
+            }
+        }
+        Ok(Credentials {
+            username: files.username,
+            token,
+            ssh_key: files.ssh_key.map(|private_key| SshKey {
+                private_key,
+                passphrase_file: files.ssh_passphrase_file,
+            }),
+            known_hosts: files.known_hosts,
+        })
+    }
+
+    /// How these credentials authenticate, for logs: where secrets come from, never their values.
+    pub fn describe(&self) -> String {
+        match (&self.token, &self.ssh_key) {
+            (_, Some(key)) => format!("ssh key {}", key.private_key.display()),
+            (Some(Token::File(path)), None) => format!("token file {}", path.display()),
+            (Some(Token::Env(_)), None) => format!("token from {TOKEN_ENV}"),
+            (None, None) => "none".to_owned(),
+        }
+    }
+}
+
 /// Where a token comes from.
 #[derive(Clone)]
 pub enum Token {

@@ -1,4 +1,5 @@
-//! `tally run --path`: a change in the working tree triggers a reconcile at once, through the
+//! A working tree as a source (`tally run --path`): a digest of its files stands for the commit
+//! ([`tree_digest`]), and a change in it triggers a reconcile at once ([`watch`]), through the
 //! channel the webhook's pushes take, instead of waiting for the interval.
 //!
 //! Filesystem notifications (inotify on Linux) are debounced: an editor's save or a `git checkout`
@@ -7,8 +8,8 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::daemon::Trigger;
 use notify::{EventKind, RecursiveMode, Watcher};
-use tally_engine::daemon::Trigger;
 use tokio::sync::mpsc;
 
 /// How long the tree must be quiet after a change before the reconcile starts.
@@ -99,9 +100,58 @@ pub fn is_tracked(root: &Path, path: &Path) -> bool {
         || name == "4913")
 }
 
+/// A digest of a working tree's files (hidden entries skipped), standing in for a commit id
+/// when the source is a plain directory: it changes exactly when a file does.
+pub fn tree_digest(root: &Path) -> std::io::Result<String> {
+    use std::hash::{DefaultHasher, Hasher};
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(root, &mut files)?;
+    files.sort();
+    // SipHash with fixed keys: the same tree gives the same digest in every process.
+    let mut h = DefaultHasher::new();
+    for f in files {
+        h.write(
+            f.strip_prefix(root)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        h.write(&std::fs::read(&f)?);
+    }
+    Ok(format!("tree-{:016x}", h.finish()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tree_digests_follow_content() {
+        let dir = std::env::temp_dir().join(format!("tally-digest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("a/x.yaml"), "a: 1").unwrap_or_else(|e| panic!("{e}"));
+        let first = tree_digest(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first, tree_digest(&dir).unwrap_or_else(|e| panic!("{e}")));
+        std::fs::write(dir.join("a/x.yaml"), "a: 2").unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(first, tree_digest(&dir).unwrap_or_else(|e| panic!("{e}")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn editor_files_and_dot_directories_are_not_changes() {

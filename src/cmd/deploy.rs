@@ -1,0 +1,154 @@
+//! `tally plan` and `tally apply`: gate and render the environment once, then ask the engine.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use tally_engine::cluster::Backoff;
+use tally_engine::gate::{Verdict, gate_commit};
+use tally_engine::reconcile::ensure_namespace;
+use tally_engine::{
+    ApplyOptions, KubeCluster, PlanOptions, Retrying, apply as apply_plan, plan as plan_changes,
+};
+use tally_validator::report::{self, Format, ReportOptions};
+
+use crate::args::{FailOn, KubeArgs};
+use crate::exit::{CommandResult, Exit};
+
+/// `tally plan --env ENV [REPO]`.
+#[derive(Args)]
+pub struct PlanArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    env: String,
+
+    /// The repo's root.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+
+    #[command(flatten)]
+    kube: KubeArgs,
+
+    /// The commit recorded in the inventory (default: the repo's git HEAD).
+    #[arg(long)]
+    commit: Option<String>,
+
+    /// Lowest gate severity that rejects the commit.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    fail_on: FailOn,
+
+    /// Apply each tenant's app objects as the tenant's deployer ServiceAccount.
+    #[arg(long)]
+    impersonate_tenants: bool,
+}
+
+/// `tally apply`: the plan's flags and how to apply.
+#[derive(Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    target: PlanArgs,
+
+    /// How long to wait for each wave to become healthy, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
+
+    /// Send everything as a server-side dry run: nothing is stored, pruned or recorded.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Do not delete objects that left git.
+    #[arg(long)]
+    no_prune: bool,
+}
+
+/// Prints what applying would change: exit 0 none, 3 pending, 1 the gate rejected the commit.
+pub fn plan(args: PlanArgs) -> CommandResult {
+    deploy(args, None)
+}
+
+/// Plans, then applies: exit 0 applied and healthy, 4 incomplete, 1 the gate rejected the commit.
+pub fn apply(args: ApplyArgs) -> CommandResult {
+    let options = ApplyOptions {
+        dry_run: args.dry_run,
+        wait_timeout: Duration::from_secs(args.timeout),
+        prune: !args.no_prune,
+        ..ApplyOptions::default()
+    };
+    deploy(args.target, Some(options))
+}
+
+fn deploy(target: PlanArgs, apply_options: Option<ApplyOptions>) -> CommandResult {
+    let commit = target
+        .commit
+        .clone()
+        .unwrap_or_else(|| head_commit(&target.path));
+    // The gate first: a commit it rejects is never planned or applied.
+    let desired = match gate_commit(
+        &target.path,
+        &target.env,
+        &commit,
+        target.fail_on.severity(),
+    )
+    .map_err(|e| e.to_string())?
+    {
+        Verdict::Accepted { desired, .. } => desired,
+        Verdict::Rejected { report, .. } => {
+            let mut out = std::io::stdout().lock();
+            report::write(Format::Human, &report, ReportOptions::default(), &mut out)
+                .map_err(|e| format!("writing the report: {e}"))?;
+            eprintln!(
+                "tally: the gate rejected {}: nothing was planned or applied",
+                target.env
+            );
+            return Ok(Exit::Findings);
+        }
+    };
+    super::runtime()?.block_on(async {
+        let cluster = KubeCluster::connect(&target.kube.options())
+            .await
+            .map_err(|e| format!("connecting to the cluster: {e}"))?;
+        let cluster = Retrying::new(cluster, Backoff::default());
+        let plan_options = PlanOptions {
+            impersonate_tenants: target.impersonate_tenants,
+            ..PlanOptions::default()
+        };
+        let plan = plan_changes(&cluster, desired, &plan_options)
+            .await
+            .map_err(|e| format!("planning: {e}"))?;
+        print!("{}", plan.text());
+        let Some(options) = apply_options else {
+            return Ok(if plan.has_changes() {
+                Exit::Changes
+            } else {
+                Exit::Ok
+            });
+        };
+        if !options.dry_run {
+            ensure_namespace(&cluster, &plan.inventory_namespace)
+                .await
+                .map_err(|e| format!("creating namespace {}: {e}", plan.inventory_namespace))?;
+        }
+        let report = apply_plan(&cluster, &plan, &options).await;
+        print!("{}", report.text());
+        Ok(if report.is_clean() {
+            Exit::Ok
+        } else {
+            Exit::Incomplete
+        })
+    })
+}
+
+/// The repo's HEAD commit when it is a git checkout, else `working-tree`.
+fn head_commit(root: &Path) -> String {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "working-tree".into())
+}
