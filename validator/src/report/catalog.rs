@@ -116,84 +116,9 @@ const RULES: &[RuleDoc] = &[
     ),
 ];
 
-/// The repo layout's rules (raised by tally-layout).
-const LAYOUT_RULES: &[RuleDoc] = &[
-    doc(
-        "layout-schema",
-        "A layout file that does not match its schema.",
-        Some("See repo-layout/schemas/ for the kinds' fields."),
-    ),
-    doc(
-        "layout-identity",
-        "A layout file of the wrong kind, named unlike its directory, empty, or missing.",
-        Some(
-            "Each directory under environments/, tenants/ and apps/ holds one file of its kind, named after the directory.",
-        ),
-    ),
-    doc(
-        "layout-unknown-tenant",
-        "A tenant name with no tenants/<name>/tenant.yaml.",
-        None,
-    ),
-    doc(
-        "layout-unknown-app",
-        "An app name with no apps/<name>/app.yaml.",
-        None,
-    ),
-    doc(
-        "layout-namespace-not-owned",
-        "An app targeting a namespace its tenant does not own.",
-        Some("Target one of the tenant's namespaces, or add the namespace to the tenant."),
-    ),
-    doc(
-        "layout-namespace-conflict",
-        "A namespace claimed by two tenants.",
-        Some("Every namespace belongs to exactly one tenant."),
-    ),
-    doc(
-        "layout-not-in-environment",
-        "An app whose tenant or dependency the environment does not run.",
-        None,
-    ),
-    doc(
-        "layout-dependency-cycle",
-        "Apps whose dependsOn loops back on itself.",
-        Some("Remove one dependsOn entry of the cycle."),
-    ),
-    doc(
-        "layout-source",
-        "An app source that cannot be read or rendered.",
-        None,
-    ),
-    doc(
-        "tenant-namespace",
-        "An object in a namespace its tenant does not own.",
-        Some("Move the object to one of the tenant's namespaces."),
-    ),
-    doc(
-        "tenant-cluster-scoped",
-        "A cluster-scoped kind the tenant was not granted.",
-        Some(
-            "Grant the kind in the tenant's allowedClusterKinds, or move the object out of the app.",
-        ),
-    ),
-    doc(
-        "tenant-cluster-admin",
-        "A tenant's app binding cluster-admin.",
-        Some("Bind a namespaced Role, or the admin ClusterRole in the tenant's namespaces."),
-    ),
-    doc(
-        "tenant-id-range",
-        "A user or group id outside the tenant's range.",
-        Some(
-            "Remove the id (rendering fills it from the tenant's range) or pick one inside the range.",
-        ),
-    ),
-];
-
 /// The catalog entry for one of the gate's own rules (or a policy), if there is one.
 pub fn describe(id: &str) -> Option<RuleDoc> {
-    if let Some(doc) = RULES.iter().chain(LAYOUT_RULES).find(|r| r.id == id) {
+    if let Some(doc) = RULES.iter().find(|r| r.id == id) {
         return Some(*doc);
     }
     let rule = crate::policy::Catalog::builtin().rule(id)?;
