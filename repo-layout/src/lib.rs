@@ -5,6 +5,8 @@
 //! engine applies. The way through: [`load`] reads and schema-checks the layout files, [`check`]
 //! resolves their cross-references, [`render`] turns an environment into objects (with
 //! [`guardrails`], [`overrides`] and the tenant [`boundary`]), [`emit`] prints them as YAML.
+//! [`validate`] judges a whole repo with the gate; [`rules`] documents the layout's rules for the
+//! reports it returns.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod load;
 pub mod model;
 pub mod overrides;
 pub mod render;
+pub mod rules;
 pub mod validate;
 
 pub use tally_validator as validator;
@@ -43,8 +46,8 @@ mod tests {
         ];
         for id in ids {
             assert!(
-                tally_validator::report::catalog::describe(id).is_some(),
-                "{id} has no entry in validator/src/report/catalog.rs"
+                crate::rules::describe(id).is_some(),
+                "{id} has no entry in repo-layout/src/rules.rs"
             );
         }
     }

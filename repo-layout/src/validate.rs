@@ -79,6 +79,7 @@ fn gate(
     findings.extend(check::check(&repo));
     let mut report = GateReport {
         sources: repo.sources.clone(),
+        rule_docs: crate::rules::DOCS.to_vec(),
         ..GateReport::default()
     };
     let names: Vec<String> = match environment {
@@ -177,4 +178,50 @@ pub fn judge(
     findings.extend(registry.add_crds(&rendered.objects));
     findings.extend(gate::check_set(&registry, &rendered.objects, options));
     Ok((findings, registry.kubernetes_version().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_validator::report::{self, Format, ReportOptions};
+
+    /// A repo's report describes the layout's rules itself: SARIF gets their titles and help
+    /// although the gate knows nothing of them.
+    #[test]
+    fn reports_describe_the_layouts_rules() {
+        let dir = std::env::temp_dir().join(format!("tally-rule-docs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::init::init(&dir).unwrap_or_else(|e| panic!("{e}"));
+        // An environment directory without its file: a `layout-identity` finding.
+        std::fs::create_dir_all(dir.join("environments/qa")).unwrap_or_else(|e| panic!("{e}"));
+        let found = validate_repo(&dir, &GateOptions::default(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+        let report = found.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.rule_docs, crate::rules::DOCS);
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.rule == load::rules::IDENTITY)
+        );
+
+        let mut out = Vec::new();
+        report::write(Format::Sarif, &report, ReportOptions::default(), &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let log: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"));
+        let rules = log["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let identity = rules
+            .iter()
+            .find(|r| r["id"] == load::rules::IDENTITY)
+            .unwrap_or_else(|| panic!("no descriptor for {}: {rules:#?}", load::rules::IDENTITY));
+        let doc = crate::rules::describe(load::rules::IDENTITY);
+        assert_eq!(
+            identity["shortDescription"]["text"].as_str(),
+            doc.map(|d| d.title)
+        );
+        assert_eq!(identity["help"]["text"].as_str(), doc.and_then(|d| d.help));
+    }
 }

@@ -138,6 +138,29 @@ impl Finding {
     }
 }
 
+/// A rule as reports describe it, apart from any one finding of it: a title and, where there is
+/// one general fix, help (SARIF's rule descriptors are built from it).
+///
+/// Each crate that raises findings documents its own rules: the gate's are in
+/// [`report::catalog`](crate::report::catalog); a caller with rules of its own (the repo layout)
+/// hands their docs to reports in [`GateReport::rule_docs`](crate::gate::GateReport::rule_docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleDoc {
+    /// The rule id.
+    pub id: &'static str,
+    /// One line: what the rule finds.
+    pub title: &'static str,
+    /// How to fix any finding of it, when that can be said in general.
+    pub help: Option<&'static str>,
+}
+
+impl RuleDoc {
+    /// A rule's documentation; `const`, so a crate can list its rules as a constant table.
+    pub const fn new(id: &'static str, title: &'static str, help: Option<&'static str>) -> RuleDoc {
+        RuleDoc { id, title, help }
+    }
+}
+
 /// Orders findings the way people read them: by file, then position, then rule.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {

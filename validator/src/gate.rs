@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::finding::{Finding, Severity, sort_findings};
+use crate::finding::{Finding, RuleDoc, Severity, sort_findings};
 use crate::manifest::{FileObjects, objects_from};
 use crate::object::{Object, ObjectRef};
 use crate::policy::{PolicyConfig, PolicyEngine, SetIndex};
@@ -112,6 +112,10 @@ pub struct GateReport {
     pub kubernetes_version: String,
     /// Source texts, for reports that quote lines.
     pub sources: Sources,
+    /// Docs of rules the gate does not know itself, raised by the caller that built the report
+    /// (the repo layout's rules). Reports look a rule up here first, then in the gate's own
+    /// catalog ([`report::catalog`](crate::report::catalog)); empty for a plain gate run.
+    pub rule_docs: Vec<RuleDoc>,
 }
 
 impl GateReport {
@@ -291,6 +295,7 @@ pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateE
             .collect(),
         kubernetes_version: registry.kubernetes_version().to_owned(),
         sources: loaded.sources,
+        rule_docs: Vec::new(),
     })
 }
 

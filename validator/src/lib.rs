@@ -22,6 +22,6 @@ pub mod schema;
 pub mod source;
 pub mod yaml;
 
-pub use finding::{Finding, Pos, Severity};
+pub use finding::{Finding, Pos, RuleDoc, Severity};
 pub use gate::{GateOptions, GateReport};
 pub use object::{Object, ObjectRef};

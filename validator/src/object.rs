@@ -9,6 +9,10 @@ use serde_json::Value;
 use crate::finding::{Finding, Pos, Severity};
 use crate::position::{Located, PosNode};
 
+mod workload_kind;
+
+pub(crate) use workload_kind::WorkloadKind;
+
 /// Which object a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjectRef {
@@ -56,7 +60,7 @@ impl fmt::Display for ObjectRef {
 /// when it carries one. Group-aware: a custom `Deployment` kind has none.
 pub fn pod_spec_pointer(api_version: &str, kind: &str) -> Option<&'static str> {
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    crate::policy::workload::WorkloadKind::from_parts(group, kind).map(|k| k.pointers().0)
+    WorkloadKind::from_parts(group, kind).map(|k| k.pointers().0)
 }
 
 /// Where an object came from: its file, its document, and (for `kind: List` items) its place in

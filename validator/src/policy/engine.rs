@@ -196,7 +196,7 @@ impl<'e> Out<'e> {
             return;
         }
         let severity = setting.forced.or(severity).unwrap_or(setting.default);
-        // A field set by an environment override is reported at the override.
+        // A field set from another file (an `Origin`, such as an override) is reported there.
         let (file, pos) = match obj.origin_of(pointer) {
             Some(origin) => (&origin.file, origin.pos),
             None => (&obj.provenance.file, obj.pos(pointer)),

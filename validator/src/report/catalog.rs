@@ -3,25 +3,16 @@
 //!
 //! The gate's own rules are listed here, their ids taken from the modules that raise them so a
 //! renamed rule cannot drift from its entry; policy rules come from the policy catalog
-//! (`policies/catalog.yaml`); the repo layout's rules are listed by id (that crate depends on this
-//! one, not the other way) and its tests check that every id it raises is here. Anything else gets
-//! a title made from its id.
+//! (`policies/catalog.yaml`). Rules raised by a caller of the gate are documented by that caller,
+//! which hands the docs to reports in [`GateReport::rule_docs`](crate::gate::GateReport::rule_docs)
+//! (see [`describe_in`]). Anything else gets a title made from its id.
 
 use crate::{manifest, schema, source, yaml};
 
-/// A rule as reports describe it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RuleDoc {
-    /// The rule id.
-    pub id: &'static str,
-    /// One line: what the rule finds.
-    pub title: &'static str,
-    /// How to fix any finding of it, when that can be said in general.
-    pub help: Option<&'static str>,
-}
+pub use crate::finding::RuleDoc;
 
 const fn doc(id: &'static str, title: &'static str, help: Option<&'static str>) -> RuleDoc {
-    RuleDoc { id, title, help }
+    RuleDoc::new(id, title, help)
 }
 
 const RULES: &[RuleDoc] = &[
@@ -125,84 +116,9 @@ const RULES: &[RuleDoc] = &[
     ),
 ];
 
-/// The repo layout's rules (raised by tally-layout).
-const LAYOUT_RULES: &[RuleDoc] = &[
-    doc(
-        "layout-schema",
-        "A layout file that does not match its schema.",
-        Some("See repo-layout/schemas/ for the kinds' fields."),
-    ),
-    doc(
-        "layout-identity",
-        "A layout file of the wrong kind, named unlike its directory, empty, or missing.",
-        Some(
-            "Each directory under environments/, tenants/ and apps/ holds one file of its kind, named after the directory.",
-        ),
-    ),
-    doc(
-        "layout-unknown-tenant",
-        "A tenant name with no tenants/<name>/tenant.yaml.",
-        None,
-    ),
-    doc(
-        "layout-unknown-app",
-        "An app name with no apps/<name>/app.yaml.",
-        None,
-    ),
-    doc(
-        "layout-namespace-not-owned",
-        "An app targeting a namespace its tenant does not own.",
-        Some("Target one of the tenant's namespaces, or add the namespace to the tenant."),
-    ),
-    doc(
-        "layout-namespace-conflict",
-        "A namespace claimed by two tenants.",
-        Some("Every namespace belongs to exactly one tenant."),
-    ),
-    doc(
-        "layout-not-in-environment",
-        "An app whose tenant or dependency the environment does not run.",
-        None,
-    ),
-    doc(
-        "layout-dependency-cycle",
-        "Apps whose dependsOn loops back on itself.",
-        Some("Remove one dependsOn entry of the cycle."),
-    ),
-    doc(
-        "layout-source",
-        "An app source that cannot be read or rendered.",
-        None,
-    ),
-    doc(
-        "tenant-namespace",
-        "An object in a namespace its tenant does not own.",
-        Some("Move the object to one of the tenant's namespaces."),
-    ),
-    doc(
-        "tenant-cluster-scoped",
-        "A cluster-scoped kind the tenant was not granted.",
-        Some(
-            "Grant the kind in the tenant's allowedClusterKinds, or move the object out of the app.",
-        ),
-    ),
-    doc(
-        "tenant-cluster-admin",
-        "A tenant's app binding cluster-admin.",
-        Some("Bind a namespaced Role, or the admin ClusterRole in the tenant's namespaces."),
-    ),
-    doc(
-        "tenant-id-range",
-        "A user or group id outside the tenant's range.",
-        Some(
-            "Remove the id (rendering fills it from the tenant's range) or pick one inside the range.",
-        ),
-    ),
-];
-
-/// The catalog entry for a rule id, if there is one.
+/// The catalog entry for one of the gate's own rules (or a policy), if there is one.
 pub fn describe(id: &str) -> Option<RuleDoc> {
-    if let Some(doc) = RULES.iter().chain(LAYOUT_RULES).find(|r| r.id == id) {
+    if let Some(doc) = RULES.iter().find(|r| r.id == id) {
         return Some(*doc);
     }
     let rule = crate::policy::Catalog::builtin().rule(id)?;
@@ -213,9 +129,23 @@ pub fn describe(id: &str) -> Option<RuleDoc> {
     })
 }
 
+/// The entry for a rule id in `docs` (a report's [`rule_docs`](crate::gate::GateReport::rule_docs)),
+/// else in the gate's own catalog.
+pub fn describe_in(docs: &[RuleDoc], id: &str) -> Option<RuleDoc> {
+    match docs.iter().find(|r| r.id == id) {
+        Some(doc) => Some(*doc),
+        None => describe(id),
+    }
+}
+
 /// A rule's one-line title: the catalog's, or its id in words.
 pub fn title(id: &str) -> String {
-    match describe(id) {
+    title_in(&[], id)
+}
+
+/// A rule's one-line title: from `docs` (see [`describe_in`]), the catalog, or its id in words.
+pub fn title_in(docs: &[RuleDoc], id: &str) -> String {
+    match describe_in(docs, id) {
         Some(d) => d.title.trim_end_matches('.').to_owned() + ".",
         None => {
             let mut words = id.replace(['-', '_'], " ");
@@ -262,5 +192,22 @@ mod tests {
         );
         assert_eq!(title(yaml::rules::TAB), "A tab character in indentation.");
         assert_eq!(camel_name("schema-unknown-field"), "SchemaUnknownField");
+    }
+
+    #[test]
+    fn a_callers_docs_come_before_the_catalog() {
+        let docs = [
+            RuleDoc::new("made-up-rule", "A rule of the caller's.", Some("Fix it.")),
+            RuleDoc::new(yaml::rules::TAB, "Shadowed.", None),
+        ];
+        assert_eq!(describe_in(&docs, "made-up-rule"), Some(docs[0]));
+        assert_eq!(title_in(&docs, "made-up-rule"), "A rule of the caller's.");
+        assert_eq!(title_in(&docs, yaml::rules::TAB), "Shadowed.");
+        assert_eq!(title_in(&docs, "other-rule"), "Other rule");
+        assert_eq!(
+            describe_in(&[], yaml::rules::TAB),
+            describe(yaml::rules::TAB)
+        );
+        assert_eq!(describe("made-up-rule"), None);
     }
 }

@@ -74,11 +74,11 @@ fn log(report: &GateReport) -> Value {
 }
 
 /// A rule descriptor. GitHub code scanning wants `fullDescription` and `help` on every rule, so
-/// both are always there: the catalog's help, else the first help a finding of the rule gave, else
-/// the title.
+/// both are always there: the rule's documented help (the report's own rule docs, then the
+/// catalog), else the first help a finding of the rule gave, else the title.
 fn descriptor(report: &GateReport, id: &str, severity: Severity) -> Value {
-    let title = catalog::title(id);
-    let help = catalog::describe(id)
+    let title = catalog::title_in(&report.rule_docs, id);
+    let help = catalog::describe_in(&report.rule_docs, id)
         .and_then(|r| r.help)
         .map(str::to_owned)
         .or_else(|| {

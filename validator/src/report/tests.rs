@@ -132,6 +132,7 @@ fn fixed_report() -> GateReport {
         ],
         kubernetes_version: "1.37".into(),
         sources,
+        rule_docs: Vec::new(),
     }
 }
 
@@ -197,6 +198,34 @@ fn sarif_results_point_at_real_regions() {
         assert_eq!(rules[index]["id"], r["ruleId"]);
     }
     assert_eq!(rules.len(), 5, "one descriptor per rule");
+}
+
+#[test]
+fn sarif_describes_rules_from_the_reports_own_docs() {
+    let file: Arc<str> = Arc::from("app.yaml");
+    let report = GateReport {
+        findings: vec![Finding::new(
+            "caller-rule",
+            Severity::Error,
+            &file,
+            Pos::new(1, 1),
+            "m",
+        )],
+        rule_docs: vec![crate::RuleDoc::new(
+            "caller-rule",
+            "A rule the caller raises.",
+            Some("Fix it like this."),
+        )],
+        ..GateReport::default()
+    };
+    let text = render(Format::Sarif, &report, false);
+    let log: serde_json::Value = serde_json::from_str(&text).expect("SARIF is JSON");
+    let rule = &log["runs"][0]["tool"]["driver"]["rules"][0];
+    assert_eq!(
+        rule["shortDescription"]["text"],
+        "A rule the caller raises."
+    );
+    assert_eq!(rule["help"]["text"], "Fix it like this.");
 }
 
 #[test]

@@ -715,7 +715,7 @@ fn explain(
         if !seen.insert((pos, problem.rule, problem.keyword, missing)) {
             continue;
         }
-        // A field an environment override set is reported at the override.
+        // A field set from another file (an `Origin`, such as an override) is reported there.
         let (file, pos) = match object.origin_of(&problem.pointer) {
             Some(origin) => (&origin.file, origin.pos),
             None => (&object.provenance.file, pos),

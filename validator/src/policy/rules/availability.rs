@@ -2,11 +2,10 @@
 
 use serde_json::Value;
 
-use crate::object::Object;
+use crate::object::{Object, WorkloadKind};
 use crate::policy::engine::Out;
 use crate::policy::index::same_namespace;
 use crate::policy::labels::selects;
-use crate::policy::workload::WorkloadKind;
 
 use super::{PDB_EXISTS, REPLICAS_MINIMUM, Subject};
 

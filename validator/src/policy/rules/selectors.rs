@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
+use crate::object::WorkloadKind;
 use crate::policy::engine::Out;
 use crate::policy::labels::{is_empty_selector, map_selects, selects};
-use crate::policy::workload::WorkloadKind;
 
 use super::{SELECTOR_MATCHES_TEMPLATE, SERVICE_SELECTS_PODS, Subject};
 

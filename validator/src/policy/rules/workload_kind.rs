@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use crate::finding::Severity;
-use crate::object::Object;
+use crate::object::{Object, WorkloadKind};
 use crate::policy::engine::Out;
 use crate::policy::index::same_namespace;
-use crate::policy::workload::{ContainerList, WorkloadKind};
+use crate::policy::workload::ContainerList;
 
 use super::{JOB_TTL, NO_BARE_POD, STATEFUL_WORKLOAD_KIND, Subject};
 
