@@ -85,14 +85,14 @@ fn main() -> ExitCode {
         return Exit::Error.into();
     }
     let result = match cli.command {
-        Command::Validate(args) => cmd::validate::run(args),
-        Command::Render(args) => cmd::render::run(args),
-        Command::Init(args) => cmd::init::run(args),
+        Command::Validate(args) => cmd::validate::validate(args),
+        Command::Render(args) => cmd::render::render(args),
+        Command::Init(args) => cmd::init::init(args),
         Command::Plan(args) => cmd::deploy::plan(args),
         Command::Apply(args) => cmd::deploy::apply(args),
         Command::Run(args) => cmd::run::run(args),
-        Command::Status(args) => cmd::status::run(args),
-        Command::Policies(args) => cmd::policies::run(args),
+        Command::Status(args) => cmd::status::status(args),
+        Command::Policies(args) => cmd::policies::policies(args),
     };
     match result {
         Ok(exit) => exit.into(),

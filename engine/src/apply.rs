@@ -53,7 +53,7 @@ impl Default for ApplyOptions {
 
 /// How an apply ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Completion {
     /// Every wave applied and healthy.
     Clean,
     /// A wave failed (an object could not be applied or did not become healthy); the waves after
@@ -91,7 +91,7 @@ pub struct ApplyReport {
     /// The commit applied.
     pub commit: String,
     /// How it ended.
-    pub outcome: Outcome,
+    pub completion: Completion,
     /// Per wave, in order (waves not reached are absent).
     pub waves: Vec<WaveReport>,
     /// Objects deleted by pruning.
@@ -111,7 +111,7 @@ pub struct ApplyReport {
 impl ApplyReport {
     /// Whether every wave applied and became healthy, and nothing else failed.
     pub fn is_clean(&self) -> bool {
-        self.outcome == Outcome::Clean
+        self.completion == Completion::Clean
             && self.prune_failed.is_empty()
             && self.inventory_error.is_none()
     }
@@ -144,12 +144,12 @@ impl ApplyReport {
             .take(5)
             .map(|(id, why)| format!("{id}: {why}"))
             .collect();
-        match &self.outcome {
-            Outcome::Interrupted(phase) => why.push(format!(
+        match &self.completion {
+            Completion::Interrupted(phase) => why.push(format!(
                 "stopped before the {phase} wave (shutting down); nothing was pruned"
             )),
-            Outcome::NotStarted(reason) => why.push(format!("nothing was applied: {reason}")),
-            Outcome::Clean | Outcome::WaveFailed(_) => {}
+            Completion::NotStarted(reason) => why.push(format!("nothing was applied: {reason}")),
+            Completion::Clean | Completion::WaveFailed(_) => {}
         }
         if let Some(e) = &self.inventory_error {
             why.push(format!("recording the inventory: {e}"));
@@ -187,11 +187,11 @@ impl ApplyReport {
             let _ = writeln!(out, "inventory not written: {why}");
         }
         let applied = self.applied().count();
-        let result = match &self.outcome {
-            Outcome::Clean => "applied cleanly".to_owned(),
-            Outcome::WaveFailed(p) => format!("stopped: the {p} wave failed"),
-            Outcome::NotStarted(why) => format!("not started: {why}"),
-            Outcome::Interrupted(p) => format!("interrupted before the {p} wave"),
+        let result = match &self.completion {
+            Completion::Clean => "applied cleanly".to_owned(),
+            Completion::WaveFailed(p) => format!("stopped: the {p} wave failed"),
+            Completion::NotStarted(why) => format!("not started: {why}"),
+            Completion::Interrupted(p) => format!("interrupted before the {p} wave"),
         };
         let _ = writeln!(
             out,
@@ -214,7 +214,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
     let mut report = ApplyReport {
         environment: plan.environment.clone(),
         commit: plan.commit.clone(),
-        outcome: Outcome::Clean,
+        completion: Completion::Clean,
         waves: Vec::new(),
         pruned: Vec::new(),
         kept: Vec::new(),
@@ -239,7 +239,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
         match write_inventory(cluster, plan, &pending).await {
             Ok(()) => report.inventory_written = true,
             Err(e) => {
-                report.outcome = Outcome::NotStarted(format!("recording the inventory: {e}"));
+                report.completion = Completion::NotStarted(format!("recording the inventory: {e}"));
                 report.inventory_error = Some(e);
                 return report;
             }
@@ -267,7 +267,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
             .as_ref()
             .is_some_and(|s| s.load(Ordering::SeqCst))
         {
-            report.outcome = Outcome::Interrupted(wave.phase);
+            report.completion = Completion::Interrupted(wave.phase);
             break;
         }
         let mut w = WaveReport {
@@ -288,7 +288,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                     .collect();
                 w.unhealthy = wait_healthy(cluster, &deps, &mut live, options).await;
                 if !w.unhealthy.is_empty() {
-                    report.outcome = Outcome::WaveFailed(wave.phase);
+                    report.completion = Completion::WaveFailed(wave.phase);
                     report.waves.push(w);
                     break 'waves;
                 }
@@ -331,13 +331,13 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
         let failed = !w.failed.is_empty() || !w.unhealthy.is_empty();
         report.waves.push(w);
         if failed {
-            report.outcome = Outcome::WaveFailed(wave.phase);
+            report.completion = Completion::WaveFailed(wave.phase);
             break;
         }
     }
 
     // Objects that do not hold up a wave (claims) are checked once every wave is out.
-    if report.outcome == Outcome::Clean && !options.dry_run {
+    if report.completion == Completion::Clean && !options.dry_run {
         let rest: Vec<&PlannedObject> = plan
             .objects()
             .filter(|o| !health::gates_next_wave(&o.id.api_version, &o.id.kind))
@@ -357,7 +357,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                     unhealthy,
                 });
             }
-            report.outcome = Outcome::WaveFailed(phase);
+            report.completion = Completion::WaveFailed(phase);
         }
     }
 
@@ -368,7 +368,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
 
     // Prune, only after a clean apply.
     let mut retained: Vec<Entry> = Vec::new();
-    if let Err(e) = inventory::check_apply_clean(report.outcome == Outcome::Clean) {
+    if let Err(e) = inventory::check_apply_clean(report.completion == Completion::Clean) {
         report.prune_skipped = Some(e.to_string());
     } else if let Some(refused) = &plan.prune_refused {
         report.prune_skipped = Some(refused.to_string());
@@ -398,7 +398,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
     }
 
     // The final inventory.
-    let next = if report.outcome == Outcome::Clean {
+    let next = if report.completion == Completion::Clean {
         let mut inv = Inventory::new(
             plan.environment.clone(),
             plan.commit.clone(),

@@ -1,6 +1,6 @@
 //! The cluster as the engine needs it: a small async trait, [`Cluster`], with a real
-//! implementation on kube ([`KubeCluster`]), an in-memory one for tests ([`MemoryCluster`]),
-//! and a wrapper that retries transient failures with backoff ([`Retrying`]).
+//! implementation on kube ([`KubeCluster`]), an in-memory one for unit tests (`MemoryCluster`,
+//! behind the `testing` feature: never in the shipped binary), and a wrapper that retries transient failures with backoff ([`Retrying`]).
 //!
 //! Objects travel as `serde_json::Value`, exactly as the API server sends and takes them, so the
 //! diff sees what the server stored (managed fields, defaults, status). Every write is a
@@ -12,11 +12,13 @@ use std::future::Future;
 use serde_json::Value;
 
 mod kube_cluster;
+#[cfg(any(test, feature = "testing"))]
 mod memory;
 mod retry;
 mod watch;
 
 pub use self::kube_cluster::{KubeCluster, KubeOptions};
+#[cfg(any(test, feature = "testing"))]
 pub use self::memory::{MemoryCluster, RequestCounts, Verb, ready_controller};
 pub use self::retry::{Backoff, Retrying, retry};
 pub use self::watch::{CacheStats, WATCH_TIMEOUT, Watch, WatchEvent, WatchStream, Watched};

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 use tally_layout::validator::ObjectRef;
 
-use crate::fields::{self, Ownership};
+use crate::fields::{self, Ownership, same_scalar};
 
 /// What applying one object would do.
 #[derive(Debug, Clone, PartialEq)]
@@ -509,21 +509,6 @@ fn render_path(path: &[Seg<'_>]) -> String {
         }
     }
     out
-}
-
-/// Whether two scalars are the same value as the API server stores it: equal, equal numbers
-/// (`1` and `1.0`), or a number and the string of that number (an int-or-string field).
-pub fn same_scalar(a: &Value, b: &Value) -> bool {
-    if a == b {
-        return true;
-    }
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
-            s.trim().parse::<f64>().ok() == n.as_f64()
-        }
-        _ => false,
-    }
 }
 
 /// Whether two quantities are the same amount (`1000m` and `1`, `1Gi` and `1024Mi`).

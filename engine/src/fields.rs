@@ -134,10 +134,8 @@ impl<'a> Ownership<'a> {
 
 /// Whether a live list item carries exactly `key` (the values of a `k:` entry).
 fn item_has_key(item: &Value, key: &Map<String, Value>) -> bool {
-    key.iter().all(|(k, v)| {
-        item.get(k)
-            .is_some_and(|iv| crate::diff::same_scalar(v, iv))
-    })
+    key.iter()
+        .all(|(k, v)| item.get(k).is_some_and(|iv| same_scalar(v, iv)))
 }
 
 /// The merge keys of a list of objects, from its field name and items, when the recorded managed
@@ -216,6 +214,21 @@ fn node_set(field: &str, value: &Value) -> Value {
             }
         }
         _ => Value::Object(Map::new()),
+    }
+}
+
+/// Whether two scalars are the same value as the API server stores it: equal, equal numbers
+/// (`1` and `1.0`), or a number and the string of that number (an int-or-string field).
+pub fn same_scalar(a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            s.trim().parse::<f64>().ok() == n.as_f64()
+        }
+        _ => false,
     }
 }
 

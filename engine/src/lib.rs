@@ -9,7 +9,7 @@
 //! | [`fields`] | reading `metadata.managedFields`: what tally's field manager owns |
 //! | [`health`] | per-kind health, as strict as kstatus: [`Health`](health::Health) |
 //! | [`inventory`] | what tally applied per environment (a ConfigMap), prune candidates and the prune guards |
-//! | [`cluster`] | the [`Cluster`] trait; [`KubeCluster`] (kube-rs), [`MemoryCluster`] (tests), [`Retrying`] (backoff) |
+//! | [`cluster`] | the [`Cluster`] trait; [`KubeCluster`] (kube-rs), [`Retrying`] (backoff), [`Watched`](cluster::Watched) (the daemon's watch cache), `MemoryCluster` (unit tests, feature `testing`) |
 //! | [`plan`] | [`plan()`]: live state read, objects diffed, waves built, prune set guarded → [`Plan`] |
 //! | [`apply`] | [`apply()`]: changed objects only, wave by wave, health waits, prune, inventory → [`ApplyReport`] |
 //! | [`gate`] | [`gate_commit`](gate::gate_commit): a commit's environment loaded, rendered and judged once; only an accepted one becomes a [`Desired`] state |
@@ -82,8 +82,10 @@ pub mod wave;
 
 pub use tally_layout as layout;
 
-pub use apply::{ApplyOptions, ApplyReport, Outcome, apply};
-pub use cluster::{Cluster, ClusterError, KubeCluster, KubeOptions, MemoryCluster, Retrying};
+pub use apply::{ApplyOptions, ApplyReport, Completion, apply};
+#[cfg(any(test, feature = "testing"))]
+pub use cluster::MemoryCluster;
+pub use cluster::{Cluster, ClusterError, KubeCluster, KubeOptions, Retrying};
 pub use plan::{Desired, Plan, PlanOptions, plan};
 
 /// Why planning failed.

@@ -16,7 +16,7 @@ pub struct InitArgs {
 }
 
 /// Writes the repo and says what to run next.
-pub fn run(args: InitArgs) -> CommandResult {
+pub fn init(args: InitArgs) -> CommandResult {
     let written = init::init(&args.dir).map_err(|e| e.to_string())?;
     let dir = args.dir.display();
     println!(

@@ -24,7 +24,7 @@ enum PoliciesCommand {
 }
 
 /// Prints the table, or one rule's explanation.
-pub fn run(args: PoliciesArgs) -> CommandResult {
+pub fn policies(args: PoliciesArgs) -> CommandResult {
     let catalog = Catalog::builtin();
     let text = match args.command {
         None => catalog.table(),

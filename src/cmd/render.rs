@@ -37,7 +37,7 @@ enum RenderFormat {
 }
 
 /// Prints the objects on stdout and the findings that fail on stderr.
-pub fn run(args: RenderArgs) -> CommandResult {
+pub fn render(args: RenderArgs) -> CommandResult {
     if !load::is_repo(&args.path) {
         return Err(format!(
             "{} is not a tally repo (no tally.yaml of kind Repo); `tally init` writes one",

@@ -20,7 +20,7 @@ pub struct StatusArgs {
 }
 
 /// Prints the status; exit 1 when something is unhealthy, pending or missing.
-pub fn run(args: StatusArgs) -> CommandResult {
+pub fn status(args: StatusArgs) -> CommandResult {
     super::runtime()?.block_on(async {
         let cluster = KubeCluster::connect(&args.kube.options())
             .await

@@ -106,7 +106,7 @@ fn parse_output(s: &str) -> Result<(Format, PathBuf), String> {
 }
 
 /// Runs the gate and writes the reports.
-pub fn run(args: ValidateArgs) -> CommandResult {
+pub fn validate(args: ValidateArgs) -> CommandResult {
     let repo_root = match args.paths.as_slice() {
         [one] if load::is_repo(one) => Some(one.clone()),
         _ => None,
@@ -142,7 +142,7 @@ pub fn run(args: ValidateArgs) -> CommandResult {
     let report = match &repo_root {
         Some(root) => layout_validate::validate_repo(root, &options, args.env.as_deref())
             .map_err(|e| e.to_string())?,
-        None => gate::run(&args.paths, &options).map_err(|e| e.to_string())?,
+        None => gate::validate_paths(&args.paths, &options).map_err(|e| e.to_string())?,
     };
     if report.files == 0 {
         // A gate that read nothing passes nothing on purpose: say so, so a wrong path in CI shows.

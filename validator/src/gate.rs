@@ -259,7 +259,7 @@ fn is_config(input: &Input, config: Option<&std::path::Path>) -> bool {
 }
 
 /// Runs the gate over paths (files, directories, `-` for stdin).
-pub fn run(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateError> {
+pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateError> {
     let mut inputs = source::discover(paths, &options.excludes)?;
     inputs.retain(|i| !is_config(i, options.policy.path.as_deref()));
     let mut loaded = load_inputs(&inputs)?;

@@ -19,8 +19,8 @@ fn is_policy(rule: &str) -> bool {
 #[test]
 fn the_compliant_example_has_no_policy_findings_at_all() {
     let options = GateOptions::default();
-    let report =
-        gate::run(&[repo().join("examples/compliant")], &options).unwrap_or_else(|e| panic!("{e}"));
+    let report = gate::validate_paths(&[repo().join("examples/compliant")], &options)
+        .unwrap_or_else(|e| panic!("{e}"));
     let policy: Vec<_> = report
         .findings
         .iter()
@@ -84,7 +84,8 @@ policies:
         policy,
         ..GateOptions::default()
     };
-    let report = gate::run(std::slice::from_ref(&dir), &options).unwrap_or_else(|e| panic!("{e}"));
+    let report = gate::validate_paths(std::slice::from_ref(&dir), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
     // The configuration is not read as a manifest.
     assert_eq!(report.files, 1);
     let by_rule = |rule: &str| {
@@ -151,7 +152,7 @@ fn an_annotation_without_a_reason_fails_the_run() {
         "  namespace: monitoring\n  annotations:\n    tally.dev/exempt: host-namespaces\n",
     );
     write(&dir, "agent.yaml", &text);
-    let report = gate::run(std::slice::from_ref(&dir), &GateOptions::default())
+    let report = gate::validate_paths(std::slice::from_ref(&dir), &GateOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
     let missing: Vec<_> = report
         .findings

@@ -237,7 +237,7 @@ async fn a_deployment_that_never_becomes_ready_stops_the_waves_and_prevents_prun
 
     let (p, r) = run(&c, desired("c2", shop("web:broken"))).await;
     assert_eq!(p.summary().prune, 1);
-    assert_eq!(r.outcome, Outcome::WaveFailed(Phase::Workloads));
+    assert_eq!(r.completion, Completion::WaveFailed(Phase::Workloads));
     assert!(!r.is_clean());
     let problems = r.problems();
     assert_eq!(problems.len(), 1);
@@ -286,7 +286,7 @@ async fn a_failed_rollout_is_reported_without_waiting_for_the_timeout() {
         ..fast()
     };
     let r = apply(&c, &p, &options).await;
-    assert_eq!(r.outcome, Outcome::WaveFailed(Phase::Workloads));
+    assert_eq!(r.completion, Completion::WaveFailed(Phase::Workloads));
     assert_eq!(
         r.problems()[0].1,
         "failed: ProgressDeadlineExceeded: timed out"
@@ -315,7 +315,7 @@ async fn api_faults_mid_apply_are_retried_and_the_apply_converges() {
     .unwrap_or_else(|e| panic!("{e}"));
     let r = apply(&memory, &p, &fast()).await;
     assert!(
-        matches!(r.outcome, Outcome::NotStarted(ref why) if why.contains("503")),
+        matches!(r.completion, Completion::NotStarted(ref why) if why.contains("503")),
         "{r:?}"
     );
     assert!(memory.log().is_empty());
@@ -431,7 +431,7 @@ async fn an_app_waits_for_its_dependencies_to_be_healthy() {
     );
     d.depends_on.insert("web".into(), vec!["db".into()]);
     let (_, r) = run(&c, d).await;
-    assert_eq!(r.outcome, Outcome::WaveFailed(Phase::Workloads));
+    assert_eq!(r.completion, Completion::WaveFailed(Phase::Workloads));
     assert!(c.object("Deployment", Some("shop"), "db").is_some());
     assert!(
         c.object("Deployment", Some("shop"), "web").is_none(),
@@ -520,7 +520,7 @@ async fn a_dry_run_sends_only_dry_runs_and_records_nothing() {
         ..fast()
     };
     let r = apply(&c, &p, &options).await;
-    assert_eq!(r.outcome, Outcome::Clean, "{}", r.text());
+    assert_eq!(r.completion, Completion::Clean, "{}", r.text());
     let counts = c.counts();
     assert_eq!((counts.applies, counts.deletes), (0, 0));
     assert_eq!(counts.dry_runs, 6);
@@ -567,7 +567,7 @@ async fn a_stop_request_ends_the_apply_between_waves() {
         ..fast()
     };
     let r = apply(&c, &p, &options).await;
-    assert_eq!(r.outcome, Outcome::Interrupted(Phase::Foundation));
+    assert_eq!(r.completion, Completion::Interrupted(Phase::Foundation));
     assert!(!r.is_clean());
     assert!(
         r.why_unclean().contains("stopped before the"),
@@ -588,8 +588,8 @@ async fn an_apply_that_died_midway_converges_on_the_next_run_without_orphans() {
     c.fail_after(Verb::Apply, 4, 1, 500);
     let (_, r) = run(&c, desired("c1", objects)).await;
     assert_eq!(
-        r.outcome,
-        Outcome::WaveFailed(Phase::Services),
+        r.completion,
+        Completion::WaveFailed(Phase::Services),
         "{}",
         r.text()
     );

@@ -573,7 +573,7 @@ fn drop_released(base: &mut Value, owned: &Map<String, Value>, applied: &Value) 
             };
             let is_item = |i: &Value| {
                 k.iter()
-                    .all(|(f, v)| i.get(f).is_some_and(|x| crate::diff::same_scalar(v, x)))
+                    .all(|(f, v)| i.get(f).is_some_and(|x| crate::fields::same_scalar(v, x)))
             };
             let wanted = applied
                 .as_array()
@@ -622,7 +622,7 @@ fn merge_into(base: &mut Value, applied: &Value, field: &str) {
             for ai in a {
                 let same = |bi: &Value| {
                     keys.iter().all(|k| match (ai.get(k), bi.get(k)) {
-                        (Some(x), Some(y)) => crate::diff::same_scalar(x, y),
+                        (Some(x), Some(y)) => crate::fields::same_scalar(x, y),
                         (None, _) => true,
                         (Some(_), None) => false,
                     })
