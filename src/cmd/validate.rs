@@ -72,6 +72,10 @@ pub struct ValidateArgs {
     #[arg(long, short = 'e')]
     env: Option<String>,
 
+    /// List on stderr the files set aside because they hold no Kubernetes object.
+    #[arg(long, short = 'v')]
+    verbose: bool,
+
     /// Colour in the human format.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
@@ -154,6 +158,11 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if args.verbose {
+        for file in &report.skipped {
+            eprintln!("tally: skipped {file}: not a Kubernetes object");
+        }
     }
     write_reports(&report, &args)?;
     Ok(match args.fail_on.severity() {

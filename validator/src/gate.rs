@@ -112,6 +112,8 @@ pub struct GateReport {
     pub kubernetes_version: String,
     /// Source texts, for reports that quote lines.
     pub sources: Sources,
+    /// Files read that hold no Kubernetes object (configuration, data): set aside, not judged.
+    pub skipped: Vec<Arc<str>>,
     /// Docs of rules the gate does not know itself, raised by the caller that built the report
     /// (the repo layout's rules). Reports look a rule up here first, then in the gate's own
     /// catalog ([`report::catalog`](crate::report::catalog)); empty for a plain gate run.
@@ -145,6 +147,8 @@ pub struct Loaded {
     pub sources: Sources,
     /// How many inputs were read.
     pub files: usize,
+    /// Inputs that hold no Kubernetes object (read, set aside, not judged).
+    pub skipped: Vec<Arc<str>>,
 }
 
 /// Reads and parses inputs in parallel. I/O errors on named inputs stop the run.
@@ -170,6 +174,7 @@ pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
                     FileObjects {
                         objects: Vec::new(),
                         findings: vec![*finding],
+                        skipped: false,
                     },
                 ),
             })
@@ -180,6 +185,9 @@ pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
         ..Loaded::default()
     };
     for (name, text, mut parsed) in per_file {
+        if parsed.skipped {
+            loaded.skipped.push(Arc::clone(&name));
+        }
         if let Some(text) = text {
             loaded.sources.insert(name, text);
         }
@@ -295,6 +303,7 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
             .collect(),
         kubernetes_version: registry.kubernetes_version().to_owned(),
         sources: loaded.sources,
+        skipped: loaded.skipped,
         rule_docs: Vec::new(),
     })
 }

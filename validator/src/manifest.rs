@@ -1,5 +1,12 @@
 //! From YAML documents to Kubernetes objects: `kind: List` expanded, empty documents skipped,
 //! documents that cannot be objects reported at their line.
+//!
+//! A file is judged for what it is. A file none of whose documents looks like a Kubernetes object
+//! (no `apiVersion`, no `kind`, no `metadata.name`: a `package.json`, a dashboard, a CI config) is
+//! not a manifest: it is skipped and counted, never an error. Documents of tools' own
+//! configuration (`kustomization.yaml`, skaffold, kind, kubeadm, kubeconfig files) are skipped
+//! too, in any file. A document that looks like an object but lacks its `apiVersion`, `kind` or
+//! name stays an error.
 
 use std::sync::Arc;
 
@@ -29,16 +36,85 @@ pub struct FileObjects {
     pub objects: Vec<Object>,
     /// Findings about the file and its documents.
     pub findings: Vec<Finding>,
+    /// The file holds no Kubernetes object: it was read and set aside, not judged.
+    pub skipped: bool,
+}
+
+/// API groups (the part of `apiVersion` before `/`) of tools' own configuration files: read by
+/// a tool, never sent to an API server.
+const TOOL_CONFIG_GROUPS: &[&str] = &[
+    "kustomize.config.k8s.io",
+    "kind.x-k8s.io",
+    "skaffold",
+    "kpt.dev",
+    "kubeadm.k8s.io",
+    "kubelet.config.k8s.io",
+    "kubeproxy.config.k8s.io",
+    "apiserver.config.k8s.io",
+    "audit.k8s.io",
+    "client.authentication.k8s.io",
+    "ctlptl.dev",
+];
+
+/// What a document is, before it is judged.
+#[derive(Debug, PartialEq, Eq)]
+enum Shape {
+    /// Nothing in it.
+    Empty,
+    /// A tool's configuration (see [`TOOL_CONFIG_GROUPS`], or a kubeconfig).
+    ToolConfig,
+    /// Has an `apiVersion`, a `kind` or a `metadata.name`: meant as a Kubernetes object.
+    Object,
+    /// Anything else: a mapping of other keys, a sequence, a scalar.
+    Other,
+}
+
+fn shape(value: &Value) -> Shape {
+    let Value::Object(map) = value else {
+        return if value.is_null() {
+            Shape::Empty
+        } else {
+            Shape::Other
+        };
+    };
+    let api_version = map.get("apiVersion").and_then(Value::as_str);
+    let kind = map.get("kind").and_then(Value::as_str);
+    if let Some(av) = api_version {
+        let group = av.split_once('/').map_or("", |(g, _)| g);
+        if TOOL_CONFIG_GROUPS.contains(&group) || (av == "v1" && kind == Some("Config")) {
+            return Shape::ToolConfig;
+        }
+    }
+    let named = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .is_some_and(|n| !n.is_null());
+    if map.contains_key("apiVersion") || map.contains_key("kind") || named {
+        Shape::Object
+    } else {
+        Shape::Other
+    }
 }
 
 /// Turns a loaded YAML stream into objects.
 pub fn objects_from(file: &Arc<str>, loaded: LoadedYaml) -> FileObjects {
+    let shapes: Vec<Shape> = loaded.documents.iter().map(|d| shape(&d.value)).collect();
     let mut out = FileObjects {
         objects: Vec::new(),
         findings: loaded.findings,
+        skipped: false,
     };
-    for doc in loaded.documents {
-        document_objects(file, doc, &mut out);
+    // A file with no document meant as an object is not a manifest: its documents are not
+    // judged (their YAML traps and templates are the tool's business); syntax errors still
+    // count, as nobody can tell what a broken file was meant to be.
+    if !shapes.contains(&Shape::Object) {
+        out.skipped = shapes.iter().any(|s| *s != Shape::Empty);
+        return out;
+    }
+    for (doc, shape) in loaded.documents.into_iter().zip(shapes) {
+        if shape != Shape::ToolConfig {
+            document_objects(file, doc, &mut out);
+        }
     }
     out
 }
@@ -248,6 +324,54 @@ mod tests {
             .map(|f| f.object.as_ref().map(|o| o.name.as_str()))
             .collect();
         assert_eq!(names, [Some("b")]);
+    }
+
+    #[test]
+    fn files_that_hold_no_object_are_skipped_not_judged() {
+        for text in [
+            "{\"name\": \"shop\", \"version\": \"1.0.0\", \"dependencies\": {}}\n",
+            "steps:\n- name: gcr.io/cloud-builders/docker\n  args: [build, .]\non: yes\n",
+            "replicaCount: 1\nimage:\n  repository: nginx\n---\n",
+            "[1, 2, 3]\n",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n",
+            "apiVersion: skaffold/v4beta6\nkind: Config\nmetadata: {name: app}\n",
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes: [{role: control-plane}]\n",
+        ] {
+            let o = objects(text);
+            assert!(o.skipped, "{text}");
+            assert!(o.findings.is_empty(), "{text}: {:?}", o.findings);
+            assert!(o.objects.is_empty(), "{text}");
+        }
+        // Empty files and syntax errors are not "skipped": the first holds nothing, the second
+        // cannot be told apart from a broken manifest.
+        let empty = objects("# nothing\n");
+        assert!(!empty.skipped && empty.findings.is_empty());
+        let broken = objects("a: [1\n");
+        assert!(!broken.skipped && !broken.findings.is_empty());
+    }
+
+    #[test]
+    fn documents_meant_as_objects_stay_errors() {
+        // A name but no type, a kind without apiVersion: meant as objects, reported.
+        let o = objects("metadata: {name: web}\nspec: {replicas: 1}\n");
+        assert!(!o.skipped);
+        let rules: Vec<_> = o.findings.iter().map(|f| f.rule).collect();
+        assert_eq!(rules, [rules::MISSING_API_VERSION, rules::MISSING_KIND]);
+        // In a file of objects, a document of other keys is a broken object, not configuration.
+        let o = objects("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nfoo: bar\n");
+        assert!(!o.skipped);
+        assert_eq!(o.objects.len(), 1);
+        assert!(
+            o.findings
+                .iter()
+                .any(|f| f.rule == rules::MISSING_API_VERSION)
+        );
+        // A tool's config beside objects is set aside; the objects are judged.
+        let o = objects(
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+        );
+        assert!(o.findings.is_empty(), "{:?}", o.findings);
+        assert_eq!(o.objects.len(), 1);
     }
 
     #[test]

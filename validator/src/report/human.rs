@@ -31,11 +31,12 @@ pub fn write(report: &GateReport, options: ReportOptions, out: &mut dyn Write) -
     if report.findings.is_empty() {
         return writeln!(
             out,
-            "{} no findings in {} and {} (Kubernetes {})",
+            "{} no findings in {} and {} (Kubernetes {}){}",
             paint.paint(GREEN, "ok:"),
             plural(summary.files, "file", "files"),
             plural(summary.objects, "object", "objects"),
-            summary.kubernetes_version
+            summary.kubernetes_version,
+            skipped(&summary)
         );
     }
     for f in report.findings.iter().filter(|f| f.exempted.is_none()) {
@@ -185,12 +186,25 @@ fn totals(s: &Summary, paint: Paint) -> String {
         counts.push(format!("{} exempted", s.exempted));
     }
     format!(
-        "{} and {} checked against Kubernetes {}: {}",
+        "{} and {} checked against Kubernetes {}: {}{}",
         plural(s.files, "file", "files"),
         plural(s.objects, "object", "objects"),
         s.kubernetes_version,
-        counts.join(", ")
+        counts.join(", "),
+        skipped(s)
     )
+}
+
+/// `; skipped 7 files that are not Kubernetes objects`, when there are any.
+fn skipped(s: &Summary) -> String {
+    match s.skipped {
+        0 => String::new(),
+        n => format!(
+            "; skipped {} that {} not Kubernetes objects",
+            plural(n, "file", "files"),
+            if n == 1 { "is" } else { "are" }
+        ),
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

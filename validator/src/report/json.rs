@@ -11,6 +11,8 @@ use crate::gate::GateReport;
 #[derive(Serialize)]
 struct JsonReport<'a> {
     findings: &'a [Finding],
+    /// Files that hold no Kubernetes object, set aside.
+    skipped: &'a [std::sync::Arc<str>],
     summary: Summary,
 }
 
@@ -18,6 +20,7 @@ struct JsonReport<'a> {
 pub fn write(report: &GateReport, out: &mut dyn Write) -> io::Result<()> {
     let doc = JsonReport {
         findings: &report.findings,
+        skipped: &report.skipped,
         summary: Summary::of(report),
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;

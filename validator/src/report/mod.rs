@@ -74,6 +74,8 @@ pub struct Summary {
     pub files: usize,
     /// Objects checked.
     pub objects: usize,
+    /// Files read that hold no Kubernetes object (set aside, not judged).
+    pub skipped: usize,
     /// Counted findings that are errors.
     pub errors: usize,
     /// Counted findings that are warnings.
@@ -95,6 +97,7 @@ impl Summary {
         let mut s = Summary {
             files: report.files,
             objects: report.objects,
+            skipped: report.skipped.len(),
             kubernetes_version: report.kubernetes_version.clone(),
             ..Summary::default()
         };

@@ -132,6 +132,7 @@ fn fixed_report() -> GateReport {
         ],
         kubernetes_version: "1.37".into(),
         sources,
+        skipped: Vec::new(),
         rule_docs: Vec::new(),
     }
 }
