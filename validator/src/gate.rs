@@ -14,6 +14,7 @@ use crate::object::{Object, ObjectRef};
 use crate::policy::{PolicyConfig, PolicyEngine, SetIndex};
 use crate::schema::{SchemaError, SchemaOptions, SchemaRegistry};
 use crate::source::{self, Input, SourceError, SourceText};
+use crate::unit::{self, UnitKind};
 use crate::yaml;
 
 /// Everything that configures one gate run.
@@ -153,10 +154,13 @@ pub struct Loaded {
 
 /// Reads and parses inputs in parallel. I/O errors on named inputs stop the run.
 pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
-    let per_file: Vec<(Arc<str>, Option<Arc<str>>, FileObjects)> = inputs
+    let per_file: Vec<InputObjects> = inputs
         .par_iter()
         .map(|input| {
             let name: Arc<str> = Arc::from(input.display_name());
+            if let Input::Unit(kind, dir) = input {
+                return Ok(unit_objects(*kind, dir, &name));
+            }
             let bytes = source::read_bytes(input)?;
             Ok(match source::decode(&name, bytes) {
                 SourceText::Text(mut text) => {
@@ -166,11 +170,12 @@ pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
                         text = detab_indentation(&text);
                     }
                     let parsed = objects_from(&name, yaml::load(&name, &text));
-                    (name, Some(Arc::from(text)), parsed)
+                    let text: Arc<str> = Arc::from(text);
+                    (Arc::clone(&name), vec![(name, text)], parsed)
                 }
                 SourceText::Unreadable(finding) => (
                     name,
-                    None,
+                    Vec::new(),
                     FileObjects {
                         objects: Vec::new(),
                         findings: vec![*finding],
@@ -184,17 +189,34 @@ pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
         files: per_file.len(),
         ..Loaded::default()
     };
-    for (name, text, mut parsed) in per_file {
+    for (name, texts, mut parsed) in per_file {
         if parsed.skipped {
             loaded.skipped.push(Arc::clone(&name));
         }
-        if let Some(text) = text {
-            loaded.sources.insert(name, text);
+        for (file, text) in texts {
+            loaded.sources.insert(file, text);
         }
         loaded.objects.append(&mut parsed.objects);
         loaded.findings.append(&mut parsed.findings);
     }
     Ok(loaded)
+}
+
+/// One input read: its name, the texts of the files its findings may quote, its objects.
+type InputObjects = (Arc<str>, Vec<(Arc<str>, Arc<str>)>, FileObjects);
+
+/// A chart or kustomization rendered, as one input's worth of objects and texts.
+fn unit_objects(kind: UnitKind, dir: &std::path::Path, name: &Arc<str>) -> InputObjects {
+    let out = unit::load(kind, dir, name);
+    (
+        Arc::clone(name),
+        out.sources,
+        FileObjects {
+            objects: out.objects,
+            findings: out.findings,
+            skipped: false,
+        },
+    )
 }
 
 fn detab_indentation(text: &str) -> String {
@@ -292,6 +314,24 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
         loaded.sources.insert(Arc::clone(file), Arc::clone(text));
     }
     sort_findings(&mut findings);
+    // Kustomizations that share a base map its objects to the same lines: say it once.
+    findings.dedup_by(|a, b| {
+        (
+            a.rule,
+            &a.file,
+            a.pos,
+            &a.message,
+            a.severity,
+            a.exempted.is_some(),
+        ) == (
+            b.rule,
+            &b.file,
+            b.pos,
+            &b.message,
+            b.severity,
+            b.exempted.is_some(),
+        )
+    });
     Ok(GateReport {
         findings,
         files: loaded.files,

@@ -20,6 +20,7 @@ pub mod position;
 pub mod report;
 pub mod schema;
 pub mod source;
+pub mod unit;
 pub mod yaml;
 
 pub use finding::{Finding, Pos, RuleDoc, Severity};

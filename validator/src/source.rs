@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::finding::{Finding, Pos, Severity};
+use crate::unit::{UnitKind, unit_file};
 
 /// Rule ids raised while reading files.
 pub mod rules {
@@ -49,20 +50,22 @@ pub enum SourceError {
     },
 }
 
-/// One input to read: a file on disk or stdin.
+/// One input to read: a file on disk, stdin, or a directory rendered as a unit.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Input {
     /// A file on disk.
     File(PathBuf),
     /// Standard input (`-`).
     Stdin,
+    /// A Helm chart or a kustomization: rendered, then judged ([`crate::unit`]).
+    Unit(UnitKind, PathBuf),
 }
 
 impl Input {
     /// The name findings use for this input.
     pub fn display_name(&self) -> String {
         match self {
-            Input::File(p) => p.to_string_lossy().into_owned(),
+            Input::File(p) | Input::Unit(_, p) => p.to_string_lossy().into_owned(),
             Input::Stdin => STDIN_NAME.to_owned(),
         }
     }
@@ -80,8 +83,9 @@ pub fn is_manifest_path(path: &Path) -> bool {
 /// Expands the command line's paths into the files to read, sorted and deduplicated.
 ///
 /// Directories are walked for `.yaml`, `.yml` and `.json` files, skipping hidden entries, paths
-/// matching an `excludes` glob (gitignore syntax) and paths listed in `.tallyignore` files. A file
-/// named explicitly is always read. `-` is stdin.
+/// matching an `excludes` glob (gitignore syntax) and paths listed in `.tallyignore` files. A
+/// directory holding a `Chart.yaml` or a `kustomization.yaml` is one [`Input::Unit`], not walked
+/// further. A file named explicitly is always read. `-` is stdin.
 pub fn discover(paths: &[PathBuf], excludes: &[String]) -> Result<Vec<Input>, SourceError> {
     let matcher = Arc::new(exclude_matcher(excludes)?);
     let mut inputs = Vec::new();
@@ -98,6 +102,13 @@ pub fn discover(paths: &[PathBuf], excludes: &[String]) -> Result<Vec<Input>, So
             inputs.push(Input::File(path.clone()));
             continue;
         }
+        if let Some((kind, _)) = unit_file(path) {
+            inputs.push(Input::Unit(kind, path.clone()));
+            continue;
+        }
+        // Units met on the way: collected by the walk's filter, which does not descend into them.
+        let units = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let found = Arc::clone(&units);
         let m = Arc::clone(&matcher);
         let cwd = std::env::current_dir().unwrap_or_default();
         let root = path.clone();
@@ -119,8 +130,19 @@ pub fn discover(paths: &[PathBuf], excludes: &[String]) -> Result<Vec<Input>, So
                 } else {
                     p
                 };
-                rel.as_os_str().is_empty()
-                    || !m.matched_path_or_any_parents(rel, is_dir).is_ignore()
+                if rel.as_os_str().is_empty() {
+                    return true;
+                }
+                if m.matched_path_or_any_parents(rel, is_dir).is_ignore() {
+                    return false;
+                }
+                if is_dir && let Some((kind, _)) = unit_file(p) {
+                    if let Ok(mut units) = found.lock() {
+                        units.push(Input::Unit(kind, p.to_path_buf()));
+                    }
+                    return false;
+                }
+                true
             })
             .build();
         for entry in walker {
@@ -131,6 +153,9 @@ pub fn discover(paths: &[PathBuf], excludes: &[String]) -> Result<Vec<Input>, So
             if entry.file_type().is_some_and(|t| t.is_file()) && is_manifest_path(entry.path()) {
                 inputs.push(Input::File(entry.into_path()));
             }
+        }
+        if let Ok(mut units) = units.lock() {
+            inputs.append(&mut units);
         }
     }
     inputs.sort();
@@ -167,6 +192,10 @@ pub enum SourceText {
 /// Reads an input's bytes.
 pub fn read_bytes(input: &Input) -> Result<Vec<u8>, SourceError> {
     match input {
+        Input::Unit(_, path) => Err(SourceError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other("a chart or kustomization is rendered, not read"),
+        }),
         Input::File(path) => std::fs::read(path).map_err(|source| SourceError::Io {
             path: path.display().to_string(),
             source,

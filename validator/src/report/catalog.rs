@@ -7,7 +7,7 @@
 //! which hands the docs to reports in [`GateReport::rule_docs`](crate::gate::GateReport::rule_docs)
 //! (see [`describe_in`]). Anything else gets a title made from its id.
 
-use crate::{manifest, schema, source, yaml};
+use crate::{manifest, schema, source, unit, yaml};
 
 pub use crate::finding::RuleDoc;
 
@@ -63,6 +63,14 @@ const RULES: &[RuleDoc] = &[
         yaml::rules::UNREPRESENTABLE,
         "A value JSON cannot carry, or an alias expansion too large.",
         None,
+    ),
+    doc(
+        unit::rules::NOT_RENDERED,
+        "A Helm chart or kustomization that was not rendered, so its objects were not checked.",
+        Some(
+            "Install helm (charts) or kustomize or kubectl (kustomizations) where tally runs, or \
+             fix the error the tool printed.",
+        ),
     ),
     doc(
         manifest::rules::NOT_OBJECT,
