@@ -20,6 +20,12 @@
 
     python3 bench/run.py --engine-only     runs step 6 alone
 
+7. precision on real trees: `tally validate` on every tree under ../shared/corpus (when present)
+   or the directories given with --tree; per tree: files, objects, files skipped as not
+   Kubernetes objects, and errors and warnings by rule (infos are counted, not listed).
+
+    python3 bench/run.py --precision-only [--tree DIR ...]
+
 Nothing here asserts a time: it measures and prints. Standard library only.
 """
 
@@ -134,11 +140,19 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-peers", action="store_true", help="time tally only")
     ap.add_argument("--engine-only", action="store_true", help="run the engine section only")
+    ap.add_argument("--precision-only", action="store_true",
+                    help="run the precision section (real trees) only")
+    ap.add_argument("--tree", action="append", default=[],
+                    help="a real-world tree for the precision section (repeatable; default: the "
+                         "trees under ../shared/corpus)")
     args = ap.parse_args()
 
     os.makedirs(OUT, exist_ok=True)
     if args.engine_only:
         engine_section()
+        return
+    if args.precision_only:
+        precision_section(args.tree)
         return
     print("building tally (release) ...", flush=True)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "tally"], cwd=ROOT, check=True)
@@ -202,7 +216,49 @@ def main():
         for rule in sorted(set(CHECKOV_TO_TALLY.values())):
             print(f"  {rule:34} {tally_counts.get(rule, 0):7} / {checkov_counts.get(rule, 0):7}")
 
+    precision_section(args.tree)
     engine_section()
+
+
+def precision_section(trees):
+    """`tally validate` on real trees: what it reads, skips and reports, by rule."""
+    print("\nprecision: building tally (release) ...", flush=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "tally"], cwd=ROOT,
+                   check=True)
+    tally = os.path.join(ROOT, "target", "release", "tally")
+    if not trees:
+        corpus = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
+        if os.path.isdir(corpus):
+            trees = sorted(os.path.join(corpus, d) for d in os.listdir(corpus)
+                           if os.path.isdir(os.path.join(corpus, d)))
+    if not trees:
+        print("precision: no tree (give --tree DIR, or put trees under ../shared/corpus)")
+        return
+    tools = [t for t in ("helm", "kustomize", "kubectl")
+             if subprocess.run(["sh", "-c", f"command -v {t}"], capture_output=True).returncode == 0]
+    print(f"precision: renderers on PATH: {', '.join(tools) or 'none'}")
+    for tree in trees:
+        start = time.monotonic()
+        out = subprocess.run([tally, "validate", tree, "--format", "json", "--fail-on", "never",
+                              "--no-config"], capture_output=True, text=True)
+        took = time.monotonic() - start
+        try:
+            report = json.loads(out.stdout)
+        except json.JSONDecodeError:
+            print(f"\n{tree}: tally did not report ({out.returncode}): {out.stderr.strip()[:300]}")
+            continue
+        s = report["summary"]
+        print(f"\n{os.path.basename(tree.rstrip('/'))}: {s['files']} inputs, {s['objects']} objects, "
+              f"{s.get('skipped', 0)} files skipped as not Kubernetes objects, {took:.2f} s")
+        print(f"  {s['errors']} errors, {s['warnings']} warnings, {s['infos']} infos")
+        by = {}
+        for f in report["findings"]:
+            if f.get("exempted") or f["severity"] == "info":
+                continue
+            key = (f["severity"], f["rule"])
+            by[key] = by.get(key, 0) + 1
+        for (severity, rule), n in sorted(by.items(), key=lambda kv: (kv[0][0] != "error", -kv[1])):
+            print(f"  {severity:8} {rule:34} {n:5}")
 
 
 def engine_section():

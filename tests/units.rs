@@ -183,3 +183,32 @@ fn the_real_kubectl_kustomize_agrees_when_installed() {
         "{got:?}"
     );
 }
+
+#[test]
+fn a_template_leftover_is_a_policy_that_explains_itself_and_can_be_exempted() {
+    let explain = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["policies", "explain", "template-leftover"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(explain.status.code(), Some(0));
+    let dir = std::env::temp_dir().join(format!("tally-leftover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("values-cm.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: m\n  annotations:\n    tally.dev/exempt: template-leftover\n    tally.dev/exempt-reason: our deploy script renders it\ndata:\n  IMAGE: \"{{ .Values.image }}\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (out, report) = validate(&file.display().to_string(), &no_tools());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let leftover = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["rule"] == "template-leftover");
+    assert!(
+        leftover.is_some_and(|f| f["exempted"]["reason"] == "our deploy script renders it"),
+        "{report}"
+    );
+}

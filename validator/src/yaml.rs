@@ -354,13 +354,10 @@ impl<'a> Builder<'a, '_> {
         match style {
             ScalarStyle::Plain => {
                 self.check_value_trap(text, pos);
-                self.check_template(text, pos);
                 self.plain(text, pos)
             }
-            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
-                self.check_template(text, pos);
-                Value::String(text.to_owned())
-            }
+            // Template leftovers in values are the policy `template-leftover`'s (exemptable).
+            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Value::String(text.to_owned()),
             // Block scalars carry other programs' text (scripts, configs): leave it alone.
             ScalarStyle::Literal | ScalarStyle::Folded => Value::String(text.to_owned()),
         }
@@ -399,16 +396,6 @@ impl<'a> Builder<'a, '_> {
                 "`{text}` is read as {reading} by YAML 1.1 readers such as kubectl and the API server, differently by YAML 1.2 tools; write the number unambiguously or quote it"
             );
             self.finding(rules::AMBIGUOUS_NUMBER, Severity::Warning, pos, msg);
-        }
-    }
-
-    fn check_template(&mut self, text: &str, pos: Pos) {
-        if let Some(offset) = helm_action(text) {
-            let msg = format!(
-                "template syntax `{}` left in a manifest; render the chart or kustomization first",
-                snippet_at(text, offset)
-            );
-            self.finding(rules::TEMPLATE_LEFTOVER, Severity::Error, pos, msg);
         }
     }
 }
@@ -562,35 +549,54 @@ fn yaml11_number(s: &str) -> Option<String> {
 /// The byte offset of a Helm or Go-template action that only a chart uses (`{{ .Values.x }}`,
 /// `{{ include ... }}`, `{{- if ... }}`). Runtime templates that belong in the data, such as
 /// Prometheus' `{{ $labels.instance }}`, are not flagged.
-fn helm_action(text: &str) -> Option<usize> {
-    const CHART_WORDS: [&str; 16] = [
+/// Where a Helm chart's own template syntax starts in `text`: an action (`{{ ... }}`) that names
+/// the chart's values or built-ins (`.Values`, `.Release`, `.Chart`, ...) or its functions
+/// (`include`, `toYaml`, `tpl`, `required`, `nindent`). Go templates of other tools (Prometheus
+/// and Alertmanager: `{{ $labels.x }}`, `{{ if eq .Status "firing" }}`, `{{ template "x" . }}`)
+/// are data, not leftovers.
+pub(crate) fn helm_leftover(text: &str) -> Option<usize> {
+    const CHART_WORDS: [&str; 10] = [
         ".Values",
         ".Release",
         ".Chart",
         ".Capabilities",
         ".Files",
-        ".Template",
         "include ",
-        "template ",
         "toYaml",
         "tpl ",
         "required ",
-        "default ",
-        "if ",
-        "range ",
-        "with ",
-        "end",
+        "nindent",
     ];
     let mut from = 0;
     while let Some(i) = text[from..].find("{{") {
         let at = from + i;
-        let inner = text[at + 2..].trim_start_matches('-').trim_start();
-        if CHART_WORDS.iter().any(|w| inner.starts_with(w)) {
+        let inner = &text[at + 2..];
+        let action = inner.find("}}").map_or(inner, |end| &inner[..end]);
+        if CHART_WORDS.iter().any(|w| action.contains(w)) {
             return Some(at);
         }
         from = at + 2;
     }
     None
+}
+
+/// Whether a line is nothing but a template control action at the start of the line
+/// (`{{- if ... }}`, `{{ end }}`): a chart's structure, which no YAML value holds.
+fn control_line(line: &str) -> bool {
+    const CONTROL: [&str; 7] = [
+        "if ",
+        "else",
+        "end",
+        "range ",
+        "with ",
+        "define ",
+        "template ",
+    ];
+    let Some(inner) = line.strip_prefix("{{") else {
+        return false;
+    };
+    let inner = inner.trim_start_matches('-').trim_start();
+    line.trim_end().ends_with("}}") && CONTROL.iter().any(|w| inner.starts_with(w))
 }
 
 fn snippet_at(text: &str, offset: usize) -> &str {
@@ -660,7 +666,8 @@ fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadErro
     let from = upto.saturating_sub(2);
     // A chart's own actions (`{{- if .Values.x }}`) anywhere before the failure explain it.
     for (i, line) in chunk.lines().enumerate().take(upto) {
-        if let Some(col) = helm_action(line) {
+        let found = helm_leftover(line).or_else(|| control_line(line).then_some(0));
+        if let Some(col) = found {
             let column = line[..col].chars().count() as u32 + 1;
             return Finding::new(
                 rules::TEMPLATE_LEFTOVER,
@@ -691,7 +698,12 @@ fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadErro
                 pos.line
             ));
         }
-        if let Some(col) = line.find("{{") {
+        // A template action on the failing line itself (`key: {{ x }}` breaks the YAML there);
+        // one on the line before may be another tool's template in a block scalar.
+        let action = line
+            .find("{{")
+            .filter(|_| line_no == pos.line || helm_leftover(line).is_some());
+        if let Some(col) = action {
             let column = line[..col].chars().count() as u32 + 1;
             return Finding::new(
                 rules::TEMPLATE_LEFTOVER,
@@ -845,13 +857,22 @@ mod tests {
 
     #[test]
     fn chart_templates_are_leftovers_but_runtime_templates_are_data() {
+        // In a value that parses, a leftover is the policy `template-leftover`'s (exemptable).
         let l =
             load_str("image: \"{{ .Values.image }}\"\nsummary: \"{{ $labels.instance }} down\"\n");
-        assert_eq!(all_findings(&l), vec![(rules::TEMPLATE_LEFTOVER, 1, 8)]);
+        assert_eq!(all_findings(&l), vec![]);
         let l = load_str("spec:\n  replicas: {{ .Values.replicas }}\n");
         assert_eq!(all_findings(&l)[0].0, rules::TEMPLATE_LEFTOVER);
         let l = load_str("{{- if .Values.enabled }}\nkind: Pod\n{{- end }}\n");
         assert_eq!(all_findings(&l), vec![(rules::TEMPLATE_LEFTOVER, 1, 1)]);
+        // Alertmanager's templates in a block scalar, then a real syntax error: not a leftover.
+        let l = load_str(
+            "stringData:\n  t.tmpl: |\n    {{ define \"slack.title\" }}\n    {{ if eq .Status \"firing\" }}x{{ end }}\n    {{ end }}\nbad: [\n",
+        );
+        assert_eq!(all_findings(&l)[0].0, rules::SYNTAX);
+        assert_eq!(helm_leftover("{{ with $labels.cluster -}}"), None);
+        assert_eq!(helm_leftover("{{ template \"slack.title\" . }}"), None);
+        assert_eq!(helm_leftover("a {{ include \"x\" . }}"), Some(2));
     }
 
     #[test]

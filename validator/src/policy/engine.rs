@@ -153,6 +153,26 @@ impl<'e> Out<'e> {
         self.push(rule, None, obj, pointer, message.into(), true);
     }
 
+    /// Reports at the value of `pointer` rather than its key: for a problem inside the text of
+    /// a value (a template left in it), the column where the value starts.
+    pub(crate) fn report_value(
+        &mut self,
+        rule: &'static str,
+        obj: &Object,
+        pointer: &str,
+        message: impl Into<String>,
+    ) {
+        let before = self.findings.len();
+        self.push(rule, None, obj, pointer, message.into(), true);
+        let located = obj.positions.locate(pointer);
+        if let Some(f) = self.findings.get_mut(before)
+            && located.exact
+            && obj.origin_of(pointer).is_none()
+        {
+            f.pos = located.value;
+        }
+    }
+
     /// Reports with a severity of the rule's own choosing for this case (a milder variant); a
     /// configured severity still wins.
     pub(crate) fn report_as(

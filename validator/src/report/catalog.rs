@@ -55,11 +55,6 @@ const RULES: &[RuleDoc] = &[
         ),
     ),
     doc(
-        yaml::rules::TEMPLATE_LEFTOVER,
-        "Template syntax in a file that is not a template.",
-        Some("Render the chart or kustomization first and check its output."),
-    ),
-    doc(
         yaml::rules::UNREPRESENTABLE,
         "A value JSON cannot carry, or an alias expansion too large.",
         None,

@@ -105,6 +105,8 @@ ids! {
     NO_DEFAULT_NAMESPACE = "no-default-namespace";
     /// A value that was meant to be replaced (`<ADD ... HERE>`, `changeme`).
     UNRENDERED_PLACEHOLDER = "unrendered-placeholder";
+    /// A Helm chart's template syntax left in a value (`{{ .Values.x }}`).
+    TEMPLATE_LEFTOVER = "template-leftover";
     /// A database image or a data volume in a Deployment.
     STATEFUL_WORKLOAD_KIND = "stateful-workload-kind";
     /// A Deployment or StatefulSet with fewer than two replicas.
@@ -213,6 +215,7 @@ pub(crate) const RULES: &[RuleImpl] = &[
     object(REFERENCES_RESOLVE, references::references_resolve),
     object(NO_DEFAULT_NAMESPACE, namespace::no_default_namespace),
     object(UNRENDERED_PLACEHOLDER, placeholder::unrendered_placeholder),
+    object(TEMPLATE_LEFTOVER, placeholder::template_leftover),
     object(REPLICAS_MINIMUM, availability::replicas_minimum),
     object(PDB_EXISTS, availability::pdb_exists),
     RuleImpl {

@@ -3,14 +3,19 @@
 //!
 //! Multi-line values (scripts, embedded config files) are not read: usage text such as
 //! `usage: run <NAME>` belongs there.
+//!
+//! `template-leftover`, from the same walk: a Helm chart's template syntax (`{{ .Values.x }}`,
+//! `{{ include ... }}`) in a value, where an unrendered chart leaked into a manifest. Other
+//! tools' Go templates (Prometheus and Alertmanager: `{{ $labels.x }}`, `{{ if eq .Status
+//! "firing" }}`) are data and are not reported.
 
 use serde_json::Value;
 
-use crate::object::Object;
 use crate::policy::engine::Out;
 use crate::position::escape_segment;
 
-use super::{Subject, UNRENDERED_PLACEHOLDER};
+use super::{Subject, TEMPLATE_LEFTOVER, UNRENDERED_PLACEHOLDER};
+use crate::yaml::helm_leftover;
 
 /// One step of the path from the object's root to a value, kept on the stack.
 #[derive(Clone, Copy)]
@@ -49,23 +54,50 @@ pub(crate) fn unrendered_placeholder(s: &Subject<'_>, out: &mut Out<'_>) {
     if obj.id.kind == "CustomResourceDefinition" {
         return;
     }
-    walk(obj, &obj.value, None, out);
+    walk(&obj.value, None, &mut |s, path| {
+        if let Some(what) = is_placeholder(s) {
+            out.report(
+                UNRENDERED_PLACEHOLDER,
+                obj,
+                &pointer(path),
+                format!("`{s}` is {what}; replace it with the real value before this is applied"),
+            );
+        }
+    });
 }
 
-fn walk<'a>(obj: &Object, v: &'a Value, path: Option<&Path<'_, 'a>>, out: &mut Out<'_>) {
-    match v {
-        Value::String(s) => {
-            if let Some(what) = is_placeholder(s) {
-                out.report(
-                    UNRENDERED_PLACEHOLDER,
-                    obj,
-                    &pointer(path),
-                    format!(
-                        "`{s}` is {what}; replace it with the real value before this is applied"
-                    ),
-                );
-            }
+/// Every single-line string of the object that holds a Helm chart's template syntax.
+pub(crate) fn template_leftover(s: &Subject<'_>, out: &mut Out<'_>) {
+    let obj = s.obj;
+    walk(&obj.value, None, &mut |s, path| {
+        if s.contains('\n') {
+            return;
         }
+        if let Some(at) = helm_leftover(s) {
+            let rest = &s[at..];
+            let action = rest.find("}}").map_or(rest, |end| &rest[..end + 2]);
+            out.report_value(
+                TEMPLATE_LEFTOVER,
+                obj,
+                &pointer(path),
+                format!(
+                    "template syntax `{action}` left in a manifest; render the chart first \
+                     (helm template), or let tally render it"
+                ),
+            );
+        }
+    });
+}
+
+/// Calls `check` with every string of `v` and its path; copies of the object written by tools
+/// are not walked.
+fn walk<'a>(
+    v: &'a Value,
+    path: Option<&Path<'_, 'a>>,
+    check: &mut dyn FnMut(&'a str, Option<&Path<'_, 'a>>),
+) {
+    match v {
+        Value::String(s) => check(s, path),
         Value::Object(map) => {
             for (k, child) in map {
                 // Copies of the object itself, written by tools.
@@ -76,7 +108,7 @@ fn walk<'a>(obj: &Object, v: &'a Value, path: Option<&Path<'_, 'a>>, out: &mut O
                     seg: Seg::Key(k),
                     parent: path,
                 };
-                walk(obj, child, Some(&node), out);
+                walk(child, Some(&node), check);
             }
         }
         Value::Array(items) => {
@@ -85,7 +117,7 @@ fn walk<'a>(obj: &Object, v: &'a Value, path: Option<&Path<'_, 'a>>, out: &mut O
                     seg: Seg::Index(i),
                     parent: path,
                 };
-                walk(obj, child, Some(&node), out);
+                walk(child, Some(&node), check);
             }
         }
         _ => {}
@@ -204,6 +236,15 @@ fn angle_placeholder(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::policy::testing::at;
+
+    #[test]
+    fn chart_syntax_is_a_leftover_and_other_templates_are_data() {
+        let found = |yaml: &str| at(TEMPLATE_LEFTOVER, yaml);
+        let rule = "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r, namespace: m}\nspec:\n  groups:\n  - name: g\n    rules:\n    - alert: Down\n      expr: up == 0\n      annotations:\n        summary: \"{{ with $labels.cluster -}} {{ . }} {{- end }} down\"\n        state: '{{ if eq .Status \"firing\" }}fire{{ end }}'\n        title: '{{ template \"slack.title\" . }}'\n";
+        assert_eq!(found(rule), []);
+        let leaked = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: m}\ndata:\n  IMAGE: \"{{ .Values.image }}\"\n  SCRIPT: |\n    echo {{ .Values.x }}\n";
+        assert_eq!(found(leaked), [(5, 10)]);
+    }
 
     #[test]
     fn placeholders() {
