@@ -518,7 +518,6 @@ fn plan_and_apply_load_and_render_the_repo_once() {
     }
 }
 
-/// One HTTP/1.1 request over a plain socket; returns the status code and the body.
 /// Commits everything in `dir` (a git repository, created on the first call) on `main`.
 fn commit_all(dir: &Path) -> String {
     let repo = git2::Repository::open(dir)
@@ -637,6 +636,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
     assert!(logs.contains(&format!("\"commit\":\"{second}\"")), "{logs}");
 }
 
+/// One HTTP/1.1 request over a plain socket; returns the status code and the body.
 fn http(
     addr: &str,
     method: &str,
