@@ -1,29 +1,23 @@
 //! The manifests that run the daemon (`deploy/`) pass tally's own gate: no finding at any
 //! severity, and the one exemption (the webhook Secret that is never committed) is explained.
 
-use std::process::Command;
+mod common;
 
 use serde_json::Value;
 
 #[test]
 fn deploy_manifests_pass_the_gate_with_no_finding() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "validate",
-            "deploy",
-            "--fail-on",
-            "info",
-            "--format",
-            "json",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap_or_else(|e| panic!("running tally: {e}"));
+    let out = common::tally(&[
+        "validate",
+        "deploy",
+        "--fail-on",
+        "info",
+        "--format",
+        "json",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let report: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let report = common::json(&out);
     let findings = report["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("no findings array: {stdout}"));

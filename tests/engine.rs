@@ -1,6 +1,8 @@
 //! End-to-end tests of `tally plan` and `tally apply`: the real binary and its kube client against
 //! the fake API server (real HTTP on 127.0.0.1), with the server's request counters as the proof.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -26,15 +28,10 @@ fn setup(name: &str) -> Cluster {
 
 fn setup_with(name: &str, config: Config) -> Cluster {
     let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
-    let dir = std::env::temp_dir().join(format!("tally-engine-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::temp_dir(&format!("engine-{name}"));
     let kubeconfig = dir.join("kubeconfig");
     let repo = dir.join("repo");
-    let init = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("init")
-        .arg(&repo)
-        .output()
-        .unwrap_or_else(|e| panic!("running tally init: {e}"));
+    let init = common::output(common::tally_command().arg("init").arg(&repo));
     assert_eq!(init.status.code(), Some(0), "{}", text(&init));
     server
         .write_kubeconfig(&kubeconfig)
@@ -49,12 +46,21 @@ fn setup_with(name: &str, config: Config) -> Cluster {
 impl Cluster {
     /// `tally run --env staging --kubeconfig ...`; each test adds its source and options.
     fn daemon(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        let mut cmd = common::tally_command();
         cmd.args(["run", "--env", "staging"])
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .env_remove("KUBECONFIG");
+            .arg(&self.kubeconfig);
         cmd
+    }
+
+    /// `tally ARGS... --kubeconfig ...`: a command that runs to its end against this cluster.
+    fn tally(&self, args: &[&str]) -> Output {
+        common::output(
+            common::tally_command()
+                .args(args)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig),
+        )
     }
 
     fn repo(&self) -> PathBuf {
@@ -101,7 +107,7 @@ impl Cluster {
         args.extend_from_slice(extra);
         let repo = repo.to_string_lossy().into_owned();
         args.push(&repo);
-        tally(&args, &self.kubeconfig)
+        self.tally(&args)
     }
 
     fn apply(&self) -> Output {
@@ -120,17 +126,6 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn tally(args: &[&str], kubeconfig: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBECONFIG")
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap_or_else(|e| panic!("running tally: {e}"))
 }
 
 fn text(out: &Output) -> String {
@@ -182,7 +177,7 @@ fn first_apply_then_a_no_op_reconcile_that_writes_nothing() {
     assert_eq!(c.run("plan", &[]).status.code(), Some(0));
 
     // `status` reads the applied commit and every app's health from the cluster.
-    let status = tally(&["status", "--env", "staging"], &c.kubeconfig);
+    let status = c.tally(&["status", "--env", "staging"]);
     let out = text(&status);
     assert_eq!(status.status.code(), Some(0), "{out}");
     assert!(out.contains("applied       c1 at "), "{out}");
@@ -523,7 +518,6 @@ fn plan_and_apply_load_and_render_the_repo_once() {
     }
 }
 
-/// One HTTP/1.1 request over a plain socket; returns the status code and the body.
 /// Commits everything in `dir` (a git repository, created on the first call) on `main`.
 fn commit_all(dir: &Path) -> String {
     let repo = git2::Repository::open(dir)
@@ -642,6 +636,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
     assert!(logs.contains(&format!("\"commit\":\"{second}\"")), "{logs}");
 }
 
+/// One HTTP/1.1 request over a plain socket; returns the status code and the body.
 fn http(
     addr: &str,
     method: &str,

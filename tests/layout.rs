@@ -1,29 +1,12 @@
 //! End-to-end tests of tally repos: `tally validate` on a repo root, `tally render`, `tally init`,
 //! and the documented broken examples.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{json, tally, temp_dir};
 use serde_json::Value;
-
-fn tally(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap_or_else(|e| panic!("running tally: {e}"))
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// (rule, file, line, column) of every finding, sorted.
 fn findings(report: &Value) -> Vec<(String, String, u64, u64)> {
@@ -42,12 +25,6 @@ fn findings(report: &Value) -> Vec<(String, String, u64, u64)> {
         .collect();
     v.sort();
     v
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tally-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 #[test]
@@ -422,11 +399,11 @@ fn a_missing_kustomize_binary_is_a_finding_that_names_it() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     // An empty PATH: whatever the machine has installed, kustomize cannot be found.
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["validate", &d, "--env", "staging", "--format", "json"])
-        .env("PATH", "")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = common::output(
+        common::tally_command()
+            .args(["validate", &d, "--env", "staging", "--format", "json"])
+            .env("PATH", ""),
+    );
     let report = json(&out);
     let found = report["findings"]
         .as_array()

@@ -1,20 +1,8 @@
 //! `tally policies`, `tally policies explain` and `tally validate --config`, end to end.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn tally(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap_or_else(|e| panic!("running tally: {e}"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{stdout, tally};
 
 #[test]
 fn policies_lists_the_catalog() {
@@ -63,8 +51,7 @@ fn the_compliant_example_passes_at_every_level() {
 
 #[test]
 fn config_flag_reads_the_file_and_a_missing_file_is_a_usage_error() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-config");
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::temp_dir("cli-config");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let config = dir.join("policies.yaml");
     std::fs::write(
@@ -90,4 +77,5 @@ fn config_flag_reads_the_file_and_a_missing_file_is_a_usage_error() {
         "does-not-exist.yaml",
     ]);
     assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,22 +6,22 @@
 //! in full hold only valid built-in objects, and other tests look for the findings they expect
 //! rather than for an exact list.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
+use common::stdout;
 use serde_json::Value;
 
 /// Runs `tally validate ARGS...` from the crate root, with `input` on stdin.
 fn run(args: &[&str], input: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+    let mut child = common::tally_command()
         .arg("validate")
         // These tests are about reading, parsing and reporting: policies have tests of their own.
         .arg("--no-policies")
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        // Inside GitHub Actions the binary adds annotations to stdout; tests want one format.
-        .env_remove("GITHUB_ACTIONS")
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -40,10 +40,6 @@ fn run(args: &[&str], input: Option<&[u8]>) -> Output {
 
 fn code(out: &Output) -> i32 {
     out.status.code().expect("tally exits with a code")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
 }
 
 /// A finding as the JSON report gives it.
@@ -99,13 +95,7 @@ fn check_with_input(args: &[&str], input: Option<&[u8]>) -> Report {
     let mut all = vec!["--format", "json", "--missing-schema", "ignore"];
     all.extend_from_slice(args);
     let out = run(&all, input);
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not a JSON report ({e}): {}\nstderr: {}",
-            stdout(&out),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let doc = common::json(&out);
     let findings = doc["findings"]
         .as_array()
         .expect("a findings array")
