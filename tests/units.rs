@@ -3,29 +3,24 @@
 //! are stand-in scripts (tests/fixtures/units/bin-*) so the tests need neither helm nor kustomize;
 //! one test also uses the real `kubectl kustomize` when kubectl is installed.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{json, output, tally, tally_command, temp_dir};
 use serde_json::Value;
 
 const UNITS: &str = "tests/fixtures/units";
 
 /// `tally validate PATH --format json` with PATH (the variable) set to `path_var`.
 fn validate(target: &str, path_var: &str) -> (Output, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["validate", target, "--format", "json", "--no-config"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("PATH", path_var)
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap_or_else(|e| panic!("running tally: {e}"));
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let out = output(
+        tally_command()
+            .args(["validate", target, "--format", "json", "--no-config"])
+            .env("PATH", path_var),
+    );
+    let report = json(&out);
     (out, report)
 }
 
@@ -186,12 +181,9 @@ fn the_real_kubectl_kustomize_agrees_when_installed() {
 
 #[test]
 fn a_template_leftover_is_a_policy_that_explains_itself_and_can_be_exempted() {
-    let explain = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["policies", "explain", "template-leftover"])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let explain = tally(&["policies", "explain", "template-leftover"]);
     assert_eq!(explain.status.code(), Some(0));
-    let dir = std::env::temp_dir().join(format!("tally-leftover-{}", std::process::id()));
+    let dir = temp_dir("leftover");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let file = dir.join("values-cm.yaml");
     std::fs::write(

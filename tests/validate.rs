@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use common::stdout;
+use common::{json, output, stdout, tally_command};
 use serde_json::Value;
 
 /// Runs `tally validate ARGS...` from the crate root, with `input` on stdin.
@@ -176,13 +176,13 @@ fn template_leftovers_quoted_and_unquoted() {
     let r = check(&[&quoted, &unquoted]);
     r.at("template-leftover", &unquoted, 6, 13);
     assert_eq!(r.code, 1);
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["validate", "--no-config", "--format", "json", &quoted])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("the tally binary starts");
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let doc = json(&output(tally_command().args([
+        "validate",
+        "--no-config",
+        "--format",
+        "json",
+        &quoted,
+    ])));
     let leftover = doc["findings"]
         .as_array()
         .into_iter()
