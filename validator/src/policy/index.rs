@@ -1,7 +1,7 @@
 //! What cross-object rules need to know about the whole set, gathered in one cheap pass before the
 //! per-object rules run: which namespaces receive workloads, their quotas and network policies,
-//! the pod templates Services and PodDisruptionBudgets may select, and what names a reference can
-//! resolve to.
+//! the pod templates Services and PodDisruptionBudgets may select (and the Services' selectors,
+//! to tell which pods receive traffic), and what names a reference can resolve to.
 //!
 //! Namespaces: an object without `metadata.namespace` will land in whatever namespace it is
 //! applied to, which the set does not say. Lookups by reference therefore treat a missing
@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::object::Object;
 
+use super::labels::map_selects;
 use super::workload::Workload;
 
 /// Kinds of object a pod spec refers to by name.
@@ -64,6 +65,8 @@ pub struct SetIndex<'a> {
     pub(crate) service_accounts: HashMap<&'a str, Vec<AccountEntry<'a>>>,
     /// Services by name.
     pub(crate) services: HashMap<&'a str, Vec<&'a Object>>,
+    /// The selectors of Services that select pods, with the Service's namespace.
+    pub(crate) service_selectors: Vec<(Option<&'a str>, &'a Map<String, Value>)>,
     /// PodDisruptionBudgets.
     pub(crate) pdbs: Vec<&'a Object>,
     /// HorizontalPodAutoscalers by target (kind, name).
@@ -159,7 +162,18 @@ impl<'a> SetIndex<'a> {
                     provide(RefKind::Secret, target);
                 }
             }
-            ("", "Service") => self.services.entry(name).or_default().push(obj),
+            ("", "Service") => {
+                self.services.entry(name).or_default().push(obj);
+                let selector = obj
+                    .value
+                    .pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                    .filter(|m| !m.is_empty());
+                let external = str_at(&obj.value, "/spec/type") == Some("ExternalName");
+                if let (Some(selector), false) = (selector, external) {
+                    self.service_selectors.push((ns, selector));
+                }
+            }
             ("policy", "PodDisruptionBudget") => self.pdbs.push(obj),
             ("autoscaling", "HorizontalPodAutoscaler") => {
                 let target = obj.value.pointer("/spec/scaleTargetRef");
@@ -207,6 +221,18 @@ impl<'a> SetIndex<'a> {
             .iter()
             .filter(move |(n, _)| same_namespace(**n, ns))
             .flat_map(|(_, v)| v.iter())
+    }
+
+    /// Whether a Service in the set selects pods with these labels in `ns` (a Service without
+    /// a selector, or of type `ExternalName`, selects none).
+    pub(crate) fn selected_by_service(
+        &self,
+        ns: Option<&str>,
+        labels: Option<&Map<String, Value>>,
+    ) -> bool {
+        self.service_selectors
+            .iter()
+            .any(|(n, selector)| same_namespace(*n, ns) && map_selects(selector, labels))
     }
 
     /// The HorizontalPodAutoscalers that scale this workload.

@@ -1,5 +1,6 @@
 //! `unrendered-placeholder`: values that were meant to be replaced before anything was applied
-//! (`<ADD YOUR KEY HERE>`, `YOUR_PROJECT_ID`, `x.x.x.x`, `changeme`, a template's `<no value>`).
+//! (`<ADD YOUR KEY HERE>`, `YOUR_PROJECT_ID`, `INSERT_PASSWORD_HERE`, `xxSECRETxx`, `x.x.x.x`,
+//! `changeme`, a template's `<no value>`).
 //!
 //! Multi-line values (scripts, embedded config files) are not read: usage text such as
 //! `usage: run <NAME>` belongs there.
@@ -169,6 +170,25 @@ pub(crate) fn is_placeholder(s: &str) -> Option<&'static str> {
                     && matches!(r[4], b'_' | b'-')
                     && r[5].is_ascii_alphanumeric()
             }
+            // `INSERT_PASSWORD`: in capitals only, as `insert_id` or `insert-only` are names.
+            b'i' => {
+                let r = rest.as_bytes();
+                r.len() > 7
+                    && r.starts_with(b"INSERT")
+                    && matches!(r[6], b'_' | b'-')
+                    && (r[7].is_ascii_uppercase() || r[7].is_ascii_digit())
+            }
+            // `PASSWORD_HERE`, `token-goes-here`: "here" as the last word of a name.
+            b'h' => {
+                i > 0
+                    && matches!(b[i - 1], b'_' | b'-')
+                    && rest.len() >= 4
+                    && rest.as_bytes()[..4].eq_ignore_ascii_case(b"here")
+                    && rest
+                        .as_bytes()
+                        .get(4)
+                        .is_none_or(|c| !(c.is_ascii_alphanumeric() || b"_-.".contains(c)))
+            }
             b'x' => word_at(rest, "x.x.x.x"),
             _ => false,
         };
@@ -189,10 +209,22 @@ pub(crate) fn is_placeholder(s: &str) -> Option<&'static str> {
         }
     }
     let t = s.trim();
-    if ["TODO", "FIXME", "TBD", "REPLACE_ME", "CHANGE_ME"].contains(&t) {
+    if ["TODO", "FIXME", "TBD", "REPLACE_ME", "CHANGE_ME"].contains(&t) || xx_token(t) {
         return Some("a placeholder");
     }
     None
+}
+
+/// `xxSECRETxx`: a name in capitals between `xx` and `xx`, the shape token-replacing deploy
+/// scripts look for.
+fn xx_token(t: &str) -> bool {
+    let Some(inner) = t.strip_prefix("xx").and_then(|r| r.strip_suffix("xx")) else {
+        return false;
+    };
+    inner.bytes().any(|b| b.is_ascii_uppercase())
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Whether `text` starts with `word` (ASCII case-insensitively) followed by a word end.
@@ -260,6 +292,14 @@ mod tests {
             "postgres://app:CHANGEME@db/app",
             "TODO",
             "<no value>",
+            "INSERT_PASSWORD_HERE",
+            "INSERT_API_KEY",
+            "https://INSERT_HOST/api",
+            "PASSWORD_HERE",
+            "token-goes-here",
+            "put_token_here",
+            "xxSECRETxx",
+            "xxDB_PASSWORD2xx",
         ] {
             assert!(is_placeholder(yes).is_some(), "{yes}");
         }
@@ -275,6 +315,18 @@ mod tests {
             "-Xmx512m",
             "ünïcödé ÿour-ẋ.x.x.x ČhangeMe",
             "日本語のテキスト",
+            "insert_id",
+            "insert-only",
+            "INSERTED_ROWS",
+            "where",
+            "there-here-now.example.com",
+            "here",
+            "here-and-there",
+            "stop-here.example.com",
+            "see docs here",
+            "xxhash",
+            "xxxxxx",
+            "xxSecretxx",
         ] {
             assert!(is_placeholder(no).is_none(), "{no}");
         }
@@ -297,5 +349,23 @@ data:
     echo usage: run <NAME>
 ";
         assert_eq!(at(UNRENDERED_PLACEHOLDER, cm), [(7, 5), (10, 3), (11, 13)]);
+    }
+
+    #[test]
+    fn crds_are_prose() {
+        let crd = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets}
+  versions:
+    - name: v1
+      schema:
+        openAPIV3Schema:
+          description: Set host to <YOUR-HOST>, or INSERT_HOST_HERE in older releases.
+";
+        assert!(at(UNRENDERED_PLACEHOLDER, crd).is_empty());
     }
 }

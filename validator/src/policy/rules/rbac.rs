@@ -111,10 +111,12 @@ pub(crate) fn rbac_secrets_read(s: &Subject<'_>, out: &mut Out<'_>) {
             .get("resourceNames")
             .and_then(Value::as_array)
             .is_some_and(|n| !n.is_empty());
-        let reads: Vec<&str> = strings(rule.get("verbs"))
-            .map(|(_, v)| v)
-            .filter(|v| matches!(*v, "get" | "list" | "watch" | "*"))
-            .collect();
+        let mut reads: Vec<&str> = Vec::new();
+        for (_, verb) in strings(rule.get("verbs")) {
+            if matches!(verb, "get" | "list" | "watch" | "*") && !reads.contains(&verb) {
+                reads.push(verb);
+            }
+        }
         if !core || named || reads.is_empty() {
             continue;
         }
@@ -130,17 +132,30 @@ pub(crate) fn rbac_secrets_read(s: &Subject<'_>, out: &mut Out<'_>) {
                 &format!("/rules/{i}/resources/{j}"),
                 format!(
                     "this rule can {} {scope}; name the Secrets it needs in `resourceNames`",
-                    reads.join("/")
+                    what_it_can_do(&reads)
                 ),
             );
         }
     }
 }
 
+/// The reading verbs of a rule as a sentence says them ("get, list and watch"); `*` reads
+/// "do anything (`*`) to".
+fn what_it_can_do(verbs: &[&str]) -> String {
+    if verbs.contains(&"*") {
+        return "do anything (`*`) to".to_owned();
+    }
+    match verbs {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::at;
+    use crate::policy::testing::{at, of};
 
     #[test]
     fn cluster_admin() {
@@ -174,5 +189,52 @@ rules:
 ";
         assert_eq!(at(RBAC_WILDCARD, r), [(9, 17), (10, 13)]);
         assert_eq!(at(RBAC_SECRETS_READ, r), [(6, 23)]);
+    }
+
+    #[test]
+    fn secret_reads_are_said_in_words() {
+        let role = |verbs: &str| {
+            format!(
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: r, namespace: shop}}\nrules:\n  - apiGroups: ['']\n    resources: [secrets]\n    verbs: {verbs}\n"
+            )
+        };
+        let said = |verbs: &str| -> String {
+            let f = of(RBAC_SECRETS_READ, &role(verbs));
+            assert_eq!(f.len(), 1, "{verbs}: {f:#?}");
+            f[0].message.clone()
+        };
+        assert!(
+            said("[get]").starts_with("this rule can get every Secret of its namespace;"),
+            "{}",
+            said("[get]")
+        );
+        assert!(said("[get, list]").starts_with("this rule can get and list every Secret"));
+        assert!(
+            said("[get, list, watch, update]")
+                .starts_with("this rule can get, list and watch every Secret")
+        );
+        assert!(
+            said("['*']").starts_with("this rule can do anything (`*`) to every Secret"),
+            "{}",
+            said("['*']")
+        );
+        assert!(said("[get, '*']").starts_with("this rule can do anything (`*`) to every Secret"));
+        assert!(said("[list, list]").starts_with("this rule can list every Secret"));
+    }
+
+    #[test]
+    fn write_verbs_and_other_groups_are_left_to_review() {
+        let r = "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: r, namespace: shop}
+rules:
+  - apiGroups: ['']
+    resources: [secrets]
+    verbs: [create, update, delete]
+  - apiGroups: [example.com]
+    resources: [secrets]
+    verbs: [get, list]
+";
+        assert!(at(RBAC_SECRETS_READ, r).is_empty());
     }
 }

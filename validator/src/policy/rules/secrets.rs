@@ -211,12 +211,21 @@ fn embedded_credential(text: &str) -> Option<(usize, &'static str)> {
     None
 }
 
+/// Names that end in a credential word but do not name a credential: etcd's initial cluster
+/// token (`ETCD_INITIAL_CLUSTER_TOKEN`, `initial-cluster-token`) keeps two clusters apart and is
+/// no password, and a public token (`MAPBOX_PUBLIC_TOKEN`) is meant to be seen. Each is the
+/// name's last words, in order.
+const NOT_CREDENTIALS: &[&[&str]] = &[&["initial", "cluster", "token"], &["public", "token"]];
+
 /// Whether a variable or key name says "this is a credential": its last word is one
 /// (`DB_PASSWORD`, `githubToken`, `api.key`), not merely mentions one (`TOKEN_TTL`,
-/// `PASSWORD_MIN_LENGTH`, `SECRET_NAME`).
+/// `PASSWORD_MIN_LENGTH`, `SECRET_NAME`), and it is not one of [`NOT_CREDENTIALS`].
 pub(crate) fn is_credential_name(name: &str) -> bool {
-    let (prev, last) = last_two_words(name);
-    let Some(last) = last else { return false };
+    let words = words(name);
+    let Some((last, before)) = words.split_last() else {
+        return false;
+    };
+    let prev = before.last();
     let last = last.trim_end_matches(|c: char| c.is_ascii_digit());
     const WORDS: [&str; 11] = [
         "password",
@@ -243,22 +252,27 @@ pub(crate) fn is_credential_name(name: &str) -> bool {
         "license",
         "account",
     ];
-    if WORDS.iter().any(|w| last.eq_ignore_ascii_case(w)) {
-        return true;
-    }
-    last.eq_ignore_ascii_case("key")
-        && prev.is_some_and(|p| KEY_OWNERS.iter().any(|o| p.eq_ignore_ascii_case(o)))
+    let credential = WORDS.iter().any(|w| last.eq_ignore_ascii_case(w))
+        || (last.eq_ignore_ascii_case("key")
+            && prev.is_some_and(|p| KEY_OWNERS.iter().any(|o| p.eq_ignore_ascii_case(o))));
+    credential
+        && !NOT_CREDENTIALS.iter().any(|known| {
+            words.len() >= known.len()
+                && words[words.len() - known.len()..]
+                    .iter()
+                    .zip(known.iter())
+                    .all(|(w, k)| w.eq_ignore_ascii_case(k))
+        })
 }
 
-/// The last two words of an identifier split at `_`, `-`, `.`, `/`, spaces and camelCase.
-fn last_two_words(name: &str) -> (Option<&str>, Option<&str>) {
+/// The words of an identifier split at `_`, `-`, `.`, `/`, spaces and camelCase.
+fn words(name: &str) -> Vec<&str> {
     let b = name.as_bytes();
-    let (mut prev, mut last) = (None, None);
+    let mut words = Vec::new();
     let mut start = 0;
     let mut push = |s: usize, e: usize| {
         if e > s {
-            prev = last;
-            last = Some(&name[s..e]);
+            words.push(&name[s..e]);
         }
     };
     for i in 0..b.len() {
@@ -278,24 +292,49 @@ fn last_two_words(name: &str) -> (Option<&str>, Option<&str>) {
         }
     }
     push(start, b.len());
-    (prev, last)
+    words
 }
 
 /// Whether a value is a literal that could be a secret (not empty, not a reference to one, not
 /// a path to one, not a placeholder, not a flag).
 fn is_literal_secret(value: &str) -> bool {
     let v = value.trim();
-    if v.is_empty() || v.contains('\n') || is_placeholder(v).is_some() {
+    if v.is_empty() || v.contains('\n') || stands_in_for_a_secret(v) {
         return false;
     }
-    let reference = (v.starts_with("$(") && v.ends_with(')'))
-        || (v.starts_with("${") && v.ends_with('}'))
-        || (v.starts_with("{{") && v.ends_with("}}"));
     let path = v.starts_with('/') || v.starts_with("file:");
     let flag = ["true", "false", "yes", "no", "null", "none"]
         .iter()
         .any(|f| v.eq_ignore_ascii_case(f));
-    !(reference || path || flag)
+    !(path || flag)
+}
+
+/// Whether a value only stands where a secret will go: a placeholder (what
+/// `unrendered-placeholder` reports: `changeme`, `INSERT_PASSWORD_HERE`, `xxSECRETxx`,
+/// `<ADD KEY HERE>`), a reference to be filled in (`$(DB_PASSWORD)`, `${DB_PASSWORD}`,
+/// `$DB_PASSWORD`, `{{ .password }}`), anything between angle brackets (`<password>`), a mask
+/// (`********`, `xxxxxxxx`) or a word saying there is none (`REDACTED`, `placeholder`).
+fn stands_in_for_a_secret(v: &str) -> bool {
+    let wrapped = |open: &str, close: &str| {
+        v.len() > open.len() + close.len() && v.starts_with(open) && v.ends_with(close)
+    };
+    let reference = wrapped("$(", ")")
+        || wrapped("${", "}")
+        || wrapped("{{", "}}")
+        || v.strip_prefix('$').is_some_and(|name| {
+            name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        });
+    let mask = v.len() >= 3 && {
+        let first = v.as_bytes()[0];
+        matches!(first, b'*' | b'x' | b'X' | b'.' | b'#') && v.bytes().all(|b| b == first)
+    };
+    let none = ["redacted", "placeholder", "dummy"]
+        .iter()
+        .any(|w| v.eq_ignore_ascii_case(w));
+    reference || mask || none || wrapped("<", ">") || is_placeholder(v).is_some()
 }
 
 fn contains_private_key(value: &str) -> bool {
@@ -321,7 +360,7 @@ fn url_with_password(value: &str) -> bool {
         && !password.starts_with("$(")
         && !password.starts_with("${")
         && !password.starts_with('%')
-        && is_placeholder(password).is_none()
+        && !stands_in_for_a_secret(password)
 }
 
 /// Three base64url segments, the first two JSON objects (`eyJ`).
@@ -375,6 +414,81 @@ mod tests {
             "",
         ] {
             assert!(!is_credential_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn names_that_end_in_a_credential_word_but_are_none() {
+        for no in [
+            "ETCD_INITIAL_CLUSTER_TOKEN",
+            "initial-cluster-token",
+            "initialClusterToken",
+            "MAPBOX_PUBLIC_TOKEN",
+        ] {
+            assert!(!is_credential_name(no), "{no}");
+        }
+        for yes in [
+            "GITHUB_TOKEN",
+            "API_TOKEN",
+            "ACCESS_TOKEN",
+            "CLUSTER_TOKEN",
+            "K3S_TOKEN",
+            "INITIAL_ADMIN_TOKEN",
+            "VAULT_TOKEN",
+            "TOKEN",
+        ] {
+            assert!(is_credential_name(yes), "{yes}");
+        }
+    }
+
+    #[test]
+    fn values_that_stand_in_for_a_secret() {
+        for placeholder in [
+            "INSERT_PASSWORD_HERE",
+            "INSERT_API_KEY",
+            "PASSWORD_HERE",
+            "your-token-here",
+            "xxSECRETxx",
+            "<password>",
+            "<db password>",
+            "<ADD YOUR TOKEN HERE>",
+            "${DB_PASSWORD}",
+            "$(DB_PASSWORD)",
+            "$DB_PASSWORD",
+            "{{ .Values.password }}",
+            "REPLACE_ME",
+            "replace-me",
+            "changeme",
+            "YOUR_API_KEY",
+            "your-api-key",
+            "********",
+            "xxxxxxxx",
+            "XXXX",
+            "...",
+            "REDACTED",
+            "placeholder",
+            "dummy",
+        ] {
+            assert_eq!(
+                credential("DB_PASSWORD", placeholder),
+                None,
+                "{placeholder}"
+            );
+            assert_eq!(
+                credential(
+                    "DATABASE_URL",
+                    &format!("postgres://app:{placeholder}@db:5432/app")
+                ),
+                None,
+                "{placeholder}"
+            );
+        }
+        for secret in ["hunter2", "s3cr3t-Pa55", "$ecret", "x1x1x1x1", "password"] {
+            assert_eq!(
+                credential("DB_PASSWORD", secret),
+                Some("a credential"),
+                "{secret}"
+            );
         }
     }
 
@@ -441,6 +555,43 @@ mod tests {
     }
 
     #[test]
+    fn documented_exclusions_of_plaintext_credential_env() {
+        let d = deployment(
+            "      containers:
+        - name: app
+          image: app:1.0.0
+          env:
+            - {name: DB_PASSWORD, value: '$(VAULT_PASSWORD)'}
+            - {name: DB_PASSWORD_FILE, value: /run/secrets/db}
+            - {name: TLS_KEY_PASSWORD, value: /run/secrets/tls/password}
+            - {name: ALLOW_EMPTY_PASSWORD, value: 'yes'}
+            - {name: REDIS_PASSWORD, value: 'false'}
+            - {name: ADMIN_PASSWORD, value: INSERT_PASSWORD_HERE}
+            - {name: SMTP_PASSWORD, value: xxSECRETxx}
+            - {name: API_TOKEN, value: <api-token>}
+            - {name: GITHUB_TOKEN, value: '${GITHUB_TOKEN}'}
+            - {name: TOKEN_TTL, value: '3600'}
+            - {name: PASSWORD_MIN_LENGTH, value: '12'}
+            - {name: SECRET_NAME, value: db-credentials}
+            - {name: ETCD_INITIAL_CLUSTER_TOKEN, value: etcd-cluster-1}
+            - name: DB_USER_PASSWORD
+              valueFrom:
+                secretKeyRef: {name: db, key: password}
+",
+        );
+        assert!(
+            at(PLAINTEXT_CREDENTIAL_ENV, &d).is_empty(),
+            "{:#?}",
+            of(PLAINTEXT_CREDENTIAL_ENV, &d)
+        );
+        let real = d.replace(
+            "etcd-cluster-1}",
+            "etcd-cluster-1}\n            - {name: ACCESS_TOKEN, value: ghp-0123456789abcdef}",
+        );
+        assert_eq!(at(PLAINTEXT_CREDENTIAL_ENV, &real).len(), 1);
+    }
+
+    #[test]
     fn configmaps_with_credentials() {
         let cm = "apiVersion: v1
 kind: ConfigMap
@@ -466,6 +617,18 @@ data:
             "{}",
             f[1].message
         );
+        let placeholders = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: shop}
+data:
+  SMTP_PASSWORD: INSERT_PASSWORD_HERE
+  etcd.conf.yml: |
+    name: etcd-0
+    initial-cluster-token: etcd-cluster-1
+    client-transport-security:
+      password: <password>
+";
+        assert!(at(SECRET_IN_CONFIGMAP, placeholders).is_empty());
     }
 
     #[test]
