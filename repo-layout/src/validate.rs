@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use tally_validator::finding::sort_findings;
+use tally_validator::finding::{drop_consequences, sort_findings};
 use tally_validator::gate::{self, GateOptions, GateReport};
 use tally_validator::schema::SchemaRegistry;
 use tally_validator::{Finding, ObjectRef, Severity, source};
@@ -127,6 +127,7 @@ fn gate(
         ))
     });
     sort_findings(&mut findings);
+    drop_consequences(&mut findings);
     report.findings = findings;
     report.kubernetes_version = versions.join(", ");
     report.files = report.sources.iter().count();

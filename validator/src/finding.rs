@@ -161,6 +161,30 @@ impl RuleDoc {
     }
 }
 
+/// One cause, one finding: a schema error at the very spot where a template was left in the
+/// manifest (`replicas: {{ .Values.replicas }}` is also "expected integer, found object") is the
+/// template's consequence, and is dropped. Call on sorted findings.
+pub fn drop_consequences(findings: &mut Vec<Finding>) {
+    const LEFTOVER: &str = "template-leftover";
+    let leftovers: std::collections::HashSet<(&str, Pos)> = findings
+        .iter()
+        .filter(|f| f.rule == LEFTOVER)
+        .map(|f| (&*f.file, f.pos))
+        .collect();
+    if leftovers.is_empty() {
+        return;
+    }
+    let doomed: Vec<bool> = findings
+        .iter()
+        .map(|f| f.rule.starts_with("schema-") && leftovers.contains(&(&*f.file, f.pos)))
+        .collect();
+    let mut i = 0;
+    findings.retain(|_| {
+        i += 1;
+        !doomed[i - 1]
+    });
+}
+
 /// Orders findings the way people read them: by file, then position, then rule.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {

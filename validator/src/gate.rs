@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::finding::{Finding, RuleDoc, Severity, sort_findings};
+use crate::finding::{Finding, RuleDoc, Severity, drop_consequences, sort_findings};
 use crate::manifest::{FileObjects, objects_from};
 use crate::object::{Object, ObjectRef};
 use crate::policy::{PolicyConfig, PolicyEngine, SetIndex};
@@ -314,6 +314,7 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
         loaded.sources.insert(Arc::clone(file), Arc::clone(text));
     }
     sort_findings(&mut findings);
+    drop_consequences(&mut findings);
     // Kustomizations that share a base map its objects to the same lines: say it once.
     findings.dedup_by(|a, b| {
         (

@@ -81,7 +81,9 @@ fn shape(value: &Value) -> Shape {
     let kind = map.get("kind").and_then(Value::as_str);
     if let Some(av) = api_version {
         let group = av.split_once('/').map_or("", |(g, _)| g);
-        if TOOL_CONFIG_GROUPS.contains(&group) || (av == "v1" && kind == Some("Config")) {
+        // `v1` Config is a kubeconfig, `v1` Policy a kube-scheduler policy file.
+        let core_config = av == "v1" && matches!(kind, Some("Config" | "Policy"));
+        if TOOL_CONFIG_GROUPS.contains(&group) || core_config {
             return Shape::ToolConfig;
         }
     }
@@ -336,6 +338,7 @@ mod tests {
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n",
             "apiVersion: skaffold/v4beta6\nkind: Config\nmetadata: {name: app}\n",
             "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes: [{role: control-plane}]\n",
+            "{\"kind\": \"Policy\", \"apiVersion\": \"v1\", \"predicates\": []}\n",
         ] {
             let o = objects(text);
             assert!(o.skipped, "{text}");
