@@ -1,9 +1,16 @@
-//! `--format human`: one rustc-like snippet per finding, the exempted findings after them, then a
+//! `--format human`: what a person has to fix now, worst first, as rustc-like snippets; then a
 //! summary table of counts per rule and a totals line.
 //!
-//! Exempted findings are listed, dimmed and without a snippet, after the counted ones: they are
-//! never silent, but they are not what a person has to fix now.
+//! What is printed, and in what order:
+//!
+//! - **Worst first.** Errors, then warnings, then infos; within a severity, by file and position.
+//!   [`ReportOptions::show`] is the lowest severity printed in detail (`--show`, `warning` by
+//!   default): below it findings are only counted, in the table and the totals, and one line
+//!   after the totals says how many were not shown and how to see them.
+//! - **Exempted findings** at or above `show` follow the counted ones, dimmed and without a
+//!   snippet: never silent, but not what a person has to fix now.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -38,16 +45,35 @@ pub fn write(report: &GateReport, options: ReportOptions, out: &mut dyn Write) -
             summary.kubernetes_version
         );
     }
-    for f in report.findings.iter().filter(|f| f.exempted.is_none()) {
-        counted(report, f, paint, out)?;
+    let mut hidden = Hidden::default();
+    for severity in [Severity::Error, Severity::Warning, Severity::Info] {
+        let of_severity = report
+            .findings
+            .iter()
+            .filter(|f| f.exempted.is_none() && f.severity == severity);
+        for f in of_severity {
+            if severity >= options.show {
+                counted(report, f, paint, out)?;
+            } else {
+                hidden.count(f.severity);
+            }
+        }
     }
     for f in report.findings.iter().filter(|f| f.exempted.is_some()) {
-        exempted(f, paint, out)?;
+        if f.severity >= options.show {
+            exempted(f, paint, out)?;
+        } else {
+            hidden.exempted += 1;
+        }
     }
     if !summary.rules.is_empty() {
         writeln!(out, "{}", table(report))?;
     }
-    writeln!(out, "{}", totals(&summary, paint))
+    writeln!(out, "{}", totals(&summary, paint))?;
+    if let Some(line) = hidden.line() {
+        writeln!(out, "{}", paint.paint(DIM, &line))?;
+    }
+    Ok(())
 }
 
 fn counted(report: &GateReport, f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
@@ -122,6 +148,48 @@ fn exempted(f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)
 }
 
+/// Findings below [`ReportOptions::show`]: counted in the table, named in one line.
+#[derive(Default)]
+struct Hidden {
+    warnings: usize,
+    infos: usize,
+    exempted: usize,
+}
+
+impl Hidden {
+    fn count(&mut self, severity: Severity) {
+        match severity {
+            Severity::Warning => self.warnings += 1,
+            Severity::Info => self.infos += 1,
+            // Errors are always shown.
+            Severity::Error => {}
+        }
+    }
+
+    /// `28 warnings and 47 infos not shown; ...`, when anything was hidden.
+    fn line(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.warnings > 0 {
+            parts.push(plural(self.warnings, "warning", "warnings"));
+        }
+        if self.infos > 0 {
+            parts.push(plural(self.infos, "info", "infos"));
+        }
+        if self.exempted > 0 {
+            parts.push(format!("{} exempted", self.exempted));
+        }
+        let last = parts.pop()?;
+        let list = if parts.is_empty() {
+            last
+        } else {
+            format!("{} and {last}", parts.join(", "))
+        };
+        Some(format!(
+            "{list} not shown; `tally validate --show info` lists them"
+        ))
+    }
+}
+
 /// The finding's source line; an empty one for the end of the file, where errors about an
 /// unfinished document point.
 fn source_line<'a>(report: &'a GateReport, f: &Finding) -> Option<&'a str> {
@@ -152,11 +220,9 @@ pub(super) fn object_label(o: &ObjectRef) -> String {
 
 /// Counted findings per rule and severity, worst first.
 fn table(report: &GateReport) -> String {
-    let mut counts: BTreeMap<(std::cmp::Reverse<Severity>, &str), usize> = BTreeMap::new();
+    let mut counts: BTreeMap<(Reverse<Severity>, &str), usize> = BTreeMap::new();
     for f in report.findings.iter().filter(|f| f.exempted.is_none()) {
-        *counts
-            .entry((std::cmp::Reverse(f.severity), f.rule))
-            .or_default() += 1;
+        *counts.entry((Reverse(f.severity), f.rule)).or_default() += 1;
     }
     let mut b = Builder::default();
     b.push_record(["rule", "severity", "count"]);

@@ -138,7 +138,11 @@ fn fixed_report() -> GateReport {
 
 fn render(format: Format, report: &GateReport, color: bool) -> String {
     let mut out = Vec::new();
-    write(format, report, ReportOptions { color }, &mut out).expect("writing to a Vec");
+    let options = ReportOptions {
+        color,
+        ..ReportOptions::default()
+    };
+    write(format, report, options, &mut out).expect("writing to a Vec");
     String::from_utf8(out).expect("reports are UTF-8")
 }
 
@@ -247,4 +251,79 @@ fn summary_counts() {
         ),
         (4, 4, 2, 1, 1, 1)
     );
+}
+
+// --- The human format: order and `show` ----------------------------------------------------------
+
+fn render_human(report: &GateReport, show: Severity) -> String {
+    let mut out = Vec::new();
+    let options = ReportOptions { color: false, show };
+    write(Format::Human, report, options, &mut out).expect("writing to a Vec");
+    String::from_utf8(out).expect("reports are UTF-8")
+}
+
+/// Where each `severity[rule]` header starts, in order.
+fn headers(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("error[") || l.starts_with("warning[") || l.starts_with("info["))
+        .map(|l| l.split(':').next().unwrap_or(l))
+        .collect()
+}
+
+#[test]
+fn human_prints_errors_before_warnings_each_by_file_and_position() {
+    let text = render_human(&fixed_report(), Severity::Info);
+    assert_eq!(
+        headers(&text),
+        [
+            "error[schema-unknown-field]",
+            "error[yaml-syntax]",
+            "warning[yaml-ambiguous-bool]",
+            "info[configmap-unused]",
+        ]
+    );
+}
+
+#[test]
+fn human_counts_infos_unless_asked_to_show_them() {
+    let default = render(Format::Human, &fixed_report(), false);
+    assert!(!default.contains("info[configmap-unused]"), "{default}");
+    // Still in the table and the totals, and one line says how to see them.
+    assert!(default.contains("│ configmap-unused     │ info     │     1 │"));
+    assert!(default.contains("2 errors, 1 warning, 1 info, 1 exempted\n"));
+    assert!(default.ends_with("1 info not shown; `tally validate --show info` lists them\n"));
+
+    let all = render_human(&fixed_report(), Severity::Info);
+    assert!(all.contains("info[configmap-unused]: ConfigMap `settings`"));
+    assert!(all.contains("exempted warning[no-latest-tag]"));
+    assert!(!all.contains("not shown"), "{all}");
+    assert!(all.ends_with("2 errors, 1 warning, 1 info, 1 exempted\n"));
+
+    let errors = render_human(&fixed_report(), Severity::Error);
+    assert_eq!(
+        headers(&errors),
+        ["error[schema-unknown-field]", "error[yaml-syntax]"]
+    );
+    assert!(!errors.contains("exempted warning"), "{errors}");
+    assert!(errors.ends_with(
+        "1 warning, 1 info and 1 exempted not shown; `tally validate --show info` lists them\n"
+    ));
+}
+
+#[test]
+fn human_shows_only_the_summary_when_everything_is_below_show() {
+    let file: Arc<str> = Arc::from("a.yaml");
+    let mut report = fixed_report();
+    report.findings = vec![Finding::new(
+        "replicas-minimum",
+        Severity::Info,
+        &file,
+        Pos::START,
+        "one replica",
+    )];
+    let text = render(Format::Human, &report, false);
+    assert!(text.starts_with("╭"), "{text}");
+    assert!(text.ends_with(
+        "0 errors, 0 warnings, 1 info\n1 info not shown; `tally validate --show info` lists them\n"
+    ));
 }
