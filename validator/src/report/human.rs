@@ -7,6 +7,12 @@
 //!   [`ReportOptions::show`] is the lowest severity printed in detail (`--show`, `warning` by
 //!   default): below it findings are only counted, in the table and the totals, and one line
 //!   after the totals says how many were not shown and how to see them.
+//! - **One cause, one entry.** Some findings follow from another at the same spot, and fixing the
+//!   cause fixes both (see [`FOLLOWS`]): an unquoted `{{ .Values.n }}` is a template leftover
+//!   *and*, to the schema, an object where a number belongs. Such a pair is one entry: the worse
+//!   of the two (the cause on a tie) heads it with the snippet, the other is one
+//!   `= also: error[schema-invalid]: ...` line under it. The entry sits in its head's section.
+//!   Machine formats list both, as each rule is configured and exempted on its own.
 //! - **Exempted findings** at or above `show` follow the counted ones, dimmed and without a
 //!   snippet: never silent, but not what a person has to fix now.
 
@@ -22,7 +28,13 @@ use unicode_width::UnicodeWidthChar;
 use super::{ReportOptions, Summary, span};
 use crate::finding::{Finding, Severity};
 use crate::gate::GateReport;
+use crate::manifest::rules::{MISSING_API_VERSION, MISSING_KIND, MISSING_NAME};
 use crate::object::ObjectRef;
+use crate::policy::rules::{
+    AUTOMOUNT_SERVICE_ACCOUNT_TOKEN, DEFAULT_SERVICE_ACCOUNT, NO_LATEST_TAG, UNRENDERED_PLACEHOLDER,
+};
+use crate::schema::rules::INVALID as SCHEMA_INVALID;
+use crate::yaml::rules::{AMBIGUOUS_NUMBER, TEMPLATE_LEFTOVER};
 
 /// Source lines longer than this (in columns) are shown as a window around the finding.
 const MAX_SNIPPET_WIDTH: usize = 120;
@@ -30,6 +42,25 @@ const MAX_SNIPPET_WIDTH: usize = 120;
 const WINDOW_BEFORE: usize = 40;
 /// A tab is shown as this many spaces (as rustc does), so carets line up in any terminal.
 const TAB_WIDTH: usize = 4;
+/// Findings that follow from another at the same file, line and column, as (cause, consequence)
+/// rule pairs: the same mistake seen by two checks, fixed by one edit. Only pairs seen in real
+/// repositories are listed; two independent problems at one spot (a container without probes
+/// *and* without resources) stay separate entries.
+const FOLLOWS: &[(&str, &str)] = &[
+    // `replicas: {{ .Values.n }}` is a flow mapping to the schema: "found object".
+    (TEMPLATE_LEFTOVER, SCHEMA_INVALID),
+    // An unquoted `0644`: the schema sees 644 where YAML 1.1 readers (the API server) see 420.
+    (AMBIGUOUS_NUMBER, SCHEMA_INVALID),
+    // `image: <YOUR-IMAGE>` has no tag because it is not an image yet.
+    (UNRENDERED_PLACEHOLDER, NO_LATEST_TAG),
+    // The namespace's default service account, with a token nobody decided to mount.
+    (DEFAULT_SERVICE_ACCOUNT, AUTOMOUNT_SERVICE_ACCOUNT_TOKEN),
+    // No apiVersion, kind or name: a document that is not a Kubernetes object (a CI file, a
+    // chart's Chart.yaml, an application's config) is one problem, not two or three.
+    (MISSING_API_VERSION, MISSING_KIND),
+    (MISSING_API_VERSION, MISSING_NAME),
+    (MISSING_KIND, MISSING_NAME),
+];
 
 /// Writes the findings as snippets, then the summary.
 pub fn write(report: &GateReport, options: ReportOptions, out: &mut dyn Write) -> io::Result<()> {
@@ -45,16 +76,22 @@ pub fn write(report: &GateReport, options: ReportOptions, out: &mut dyn Write) -
             summary.kubernetes_version
         );
     }
+    let counted: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.exempted.is_none())
+        .collect();
+    let entries = entries(&counted);
     let mut hidden = Hidden::default();
     for severity in [Severity::Error, Severity::Warning, Severity::Info] {
-        let of_severity = report
-            .findings
+        let of_severity: Vec<&Entry> = entries
             .iter()
-            .filter(|f| f.exempted.is_none() && f.severity == severity);
-        for f in of_severity {
-            if severity >= options.show {
-                counted(report, f, paint, out)?;
-            } else {
+            .filter(|e| e.head.severity == severity)
+            .collect();
+        if severity >= options.show {
+            section(report, &of_severity, paint, out)?;
+        } else {
+            for f in of_severity.iter().flat_map(|e| e.findings()) {
                 hidden.count(f.severity);
             }
         }
@@ -76,29 +113,79 @@ pub fn write(report: &GateReport, options: ReportOptions, out: &mut dyn Write) -
     Ok(())
 }
 
-fn counted(report: &GateReport, f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
+/// One entry of the report: a finding, and those at the same spot that follow from it.
+struct Entry<'a> {
+    /// The worst of the group (the cause on a tie): it gets the header and the snippet.
+    head: &'a Finding,
+    /// The others, worst first, one `= also:` line each.
+    also: Vec<&'a Finding>,
+}
+
+impl<'a> Entry<'a> {
+    fn findings(&self) -> impl Iterator<Item = &'a Finding> + '_ {
+        std::iter::once(self.head).chain(self.also.iter().copied())
+    }
+}
+
+/// Groups findings (sorted by file and position) into entries, in the same order.
+fn entries<'a>(findings: &[&'a Finding]) -> Vec<Entry<'a>> {
+    let follows = |cause: &Finding, f: &Finding| FOLLOWS.contains(&(cause.rule, f.rule));
+    let mut out = Vec::new();
+    for spot in findings.chunk_by(|a, b| a.file == b.file && a.pos == b.pos) {
+        let cause: Vec<Option<usize>> = spot
+            .iter()
+            .map(|f| spot.iter().position(|c| follows(c, f)))
+            .collect();
+        // The finding a chain of causes starts from (bounded, should the table ever loop).
+        let root = |mut i: usize| {
+            for _ in 0..spot.len() {
+                match cause[i] {
+                    Some(c) => i = c,
+                    None => break,
+                }
+            }
+            i
+        };
+        for (i, &first) in spot.iter().enumerate() {
+            if cause[i].is_some() {
+                continue;
+            }
+            let mut group: Vec<&Finding> = vec![first];
+            group.extend(
+                (0..spot.len())
+                    .filter(|&j| j != i && root(j) == i)
+                    .map(|j| spot[j]),
+            );
+            // Stable: the cause stays ahead of a consequence of the same severity.
+            group.sort_by_key(|f| Reverse(f.severity));
+            let head = group.remove(0);
+            out.push(Entry { head, also: group });
+        }
+    }
+    out
+}
+
+/// The entries of one severity, each with its snippet.
+fn section(
+    report: &GateReport,
+    entries: &[&Entry],
+    paint: Paint,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for e in entries {
+        full(report, e, paint, out)?;
+    }
+    Ok(())
+}
+
+/// An entry with its snippet, help, consequences and object.
+fn full(report: &GateReport, e: &Entry, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
+    let f = e.head;
     let style = severity_style(f.severity);
-    let source = source_line(report, f);
-    // The gutter is as wide as the line number, like rustc's.
-    let width = f.pos.line.to_string().len();
-    let pad = " ".repeat(width);
-    writeln!(
-        out,
-        "{}{} {}",
-        paint.paint(style, &format!("{}[{}]", f.severity, f.rule)),
-        paint.paint(BOLD, ":"),
-        paint.paint(BOLD, &f.message)
-    )?;
-    writeln!(
-        out,
-        "{pad} {} {}:{}:{}",
-        paint.paint(BLUE, "-->"),
-        f.file,
-        f.pos.line,
-        f.pos.column
-    )?;
+    let pad = gutter(f);
+    header(f, paint, out)?;
     let bar = paint.paint(BLUE, "|");
-    if let Some(line) = source {
+    if let Some(line) = source_line(report, f) {
         let snippet = Snippet::new(line, f.pos.column);
         writeln!(out, "{pad}  {bar}")?;
         // No trailing space after the bar when the line is empty (the end of the file).
@@ -120,6 +207,7 @@ fn counted(report: &GateReport, f: &Finding, paint: Paint, out: &mut dyn Write) 
     if let Some(help) = &f.help {
         writeln!(out, "{pad}  {eq} {}: {}", paint.paint(BOLD, "help"), help)?;
     }
+    also(e, paint, out)?;
     if let Some(object) = &f.object {
         writeln!(
             out,
@@ -129,6 +217,53 @@ fn counted(report: &GateReport, f: &Finding, paint: Paint, out: &mut dyn Write) 
         )?;
     }
     writeln!(out)
+}
+
+/// `error[rule]: message` and `--> file:line:column`.
+fn header(f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}{} {}",
+        paint.paint(
+            severity_style(f.severity),
+            &format!("{}[{}]", f.severity, f.rule)
+        ),
+        paint.paint(BOLD, ":"),
+        paint.paint(BOLD, &f.message)
+    )?;
+    writeln!(
+        out,
+        "{} {} {}:{}:{}",
+        gutter(f),
+        paint.paint(BLUE, "-->"),
+        f.file,
+        f.pos.line,
+        f.pos.column
+    )
+}
+
+/// One `= also:` line per finding that follows from the entry's head.
+fn also(e: &Entry, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
+    let pad = gutter(e.head);
+    for f in &e.also {
+        writeln!(
+            out,
+            "{pad}  {} {}: {}: {}",
+            paint.paint(BLUE, "="),
+            paint.paint(BOLD, "also"),
+            paint.paint(
+                severity_style(f.severity),
+                &format!("{}[{}]", f.severity, f.rule)
+            ),
+            f.message
+        )?;
+    }
+    Ok(())
+}
+
+/// As wide as the line number, like rustc's.
+fn gutter(f: &Finding) -> String {
+    " ".repeat(f.pos.line.to_string().len())
 }
 
 fn exempted(f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
@@ -381,6 +516,83 @@ mod tests {
         assert_eq!(carets("\tname: x", 2), "    name: x\n    ^^^^");
         assert_eq!(carets("名前: 値", 5), "名前: 値\n      ^^");
         assert_eq!(carets("a: 1", 9), "a: 1\n    ^");
+    }
+
+    /// Entries over findings at one spot, as `head rule: also rules`.
+    fn grouped(at_one_spot: &[(&'static str, Severity)]) -> Vec<String> {
+        let file: std::sync::Arc<str> = std::sync::Arc::from("a.yaml");
+        let mut findings: Vec<Finding> = at_one_spot
+            .iter()
+            .map(|&(rule, severity)| {
+                Finding::new(rule, severity, &file, crate::Pos::new(3, 5), "m")
+            })
+            .collect();
+        crate::finding::sort_findings(&mut findings);
+        let refs: Vec<&Finding> = findings.iter().collect();
+        entries(&refs)
+            .iter()
+            .map(|e| {
+                let also: Vec<&str> = e.also.iter().map(|f| f.rule).collect();
+                format!("{}: {}", e.head.rule, also.join(" "))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_rule_follows_from_itself() {
+        // A loop would leave its findings without a head: no entry would print them.
+        let mut reach: Vec<(&str, &str)> = FOLLOWS.to_vec();
+        for _ in 0..FOLLOWS.len() {
+            let next: Vec<(&str, &str)> = reach
+                .iter()
+                .flat_map(|&(a, b)| {
+                    FOLLOWS
+                        .iter()
+                        .filter(move |p| p.0 == b)
+                        .map(move |p| (a, p.1))
+                })
+                .collect();
+            reach.extend(next);
+        }
+        assert!(reach.iter().all(|(a, b)| a != b));
+    }
+
+    #[test]
+    fn findings_of_one_cause_are_one_entry_headed_by_the_worst() {
+        use Severity::*;
+        assert_eq!(
+            grouped(&[
+                (MISSING_NAME, Error),
+                (MISSING_KIND, Error),
+                (MISSING_API_VERSION, Error)
+            ]),
+            ["missing-api-version: missing-kind missing-name"]
+        );
+        assert_eq!(
+            grouped(&[(MISSING_NAME, Error), (MISSING_KIND, Error)]),
+            ["missing-kind: missing-name"]
+        );
+        assert_eq!(
+            grouped(&[
+                (AUTOMOUNT_SERVICE_ACCOUNT_TOKEN, Warning),
+                (DEFAULT_SERVICE_ACCOUNT, Warning),
+                ("seccomp-profile", Warning),
+            ]),
+            [
+                "default-service-account: automount-service-account-token",
+                "seccomp-profile: "
+            ]
+        );
+        // A consequence worse than its cause heads the entry.
+        assert_eq!(
+            grouped(&[(AMBIGUOUS_NUMBER, Warning), (SCHEMA_INVALID, Error)]),
+            ["schema-invalid: yaml-ambiguous-number"]
+        );
+        // Two problems at one spot are two entries.
+        assert_eq!(
+            grouped(&[("liveness-probe", Warning), ("readiness-probe", Warning)]),
+            ["liveness-probe: ", "readiness-probe: "]
+        );
     }
 
     #[test]

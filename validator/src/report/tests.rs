@@ -253,7 +253,7 @@ fn summary_counts() {
     );
 }
 
-// --- The human format: order and `show` ----------------------------------------------------------
+// --- The human format: order, `show`, one cause --------------------------------------------------
 
 fn render_human(report: &GateReport, show: Severity) -> String {
     let mut out = Vec::new();
@@ -326,4 +326,84 @@ fn human_shows_only_the_summary_when_everything_is_below_show() {
     assert!(text.ends_with(
         "0 errors, 0 warnings, 1 info\n1 info not shown; `tally validate --show info` lists them\n"
     ));
+}
+
+const CHART_VALUES: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: chart-values
+data:
+  replicas: {{ .Values.replicas }}
+  umask: 0644
+";
+
+/// Two findings for one cause at each of two spots, and an unrelated one.
+fn one_cause_report() -> GateReport {
+    let file: Arc<str> = Arc::from("chart-values.yaml");
+    let cm = object("v1", "ConfigMap", None, "chart-values");
+    let mut sources = Sources::default();
+    sources.insert(Arc::clone(&file), Arc::from(CHART_VALUES));
+    let mut findings = vec![
+        Finding::new(
+            "template-leftover",
+            Severity::Error,
+            &file,
+            Pos::new(6, 13),
+            "template syntax `{{ .Values.replicas }}` left in a manifest; render the chart or kustomization first",
+        ),
+        Finding::new(
+            "schema-invalid",
+            Severity::Error,
+            &file,
+            Pos::new(6, 13),
+            "`data.replicas`: expected string, found object",
+        ),
+        Finding::new(
+            "yaml-ambiguous-number",
+            Severity::Warning,
+            &file,
+            Pos::new(7, 10),
+            "`0644` is read as the octal number 420 by YAML 1.1 readers such as kubectl and the API server, differently by YAML 1.2 tools; write the number unambiguously or quote it",
+        ),
+        Finding::new(
+            "schema-invalid",
+            Severity::Error,
+            &file,
+            Pos::new(7, 10),
+            "`data.umask`: expected string, found integer 644",
+        )
+        .with_help("quote it (\"644\")"),
+        Finding::new(
+            "no-default-namespace",
+            Severity::Warning,
+            &file,
+            Pos::new(3, 1),
+            "ConfigMap names no namespace",
+        ),
+    ];
+    for f in &mut findings {
+        f.object = Some(cm.clone());
+    }
+    crate::finding::sort_findings(&mut findings);
+    GateReport {
+        findings,
+        files: 1,
+        objects: 1,
+        kubernetes_version: "1.37".into(),
+        sources,
+        ..GateReport::default()
+    }
+}
+
+#[test]
+fn human_prints_one_cause_as_one_entry() {
+    insta::assert_snapshot!(render(Format::Human, &one_cause_report(), false));
+}
+
+#[test]
+fn one_cause_is_still_two_findings_for_machines() {
+    let text = render(Format::Json, &one_cause_report(), false);
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(json["findings"].as_array().map(Vec::len), Some(5));
 }
