@@ -13,11 +13,17 @@
 //!   of the two (the cause on a tie) heads it with the snippet, the other is one
 //!   `= also: error[schema-invalid]: ...` line under it. The entry sits in its head's section.
 //!   Machine formats list both, as each rule is configured and exempted on its own.
+//! - **Repeats are shortened, never silently dropped.** A rule's first three entries of a
+//!   severity are shown in full; later ones show only their header and location (two lines), as
+//!   the snippet and help would repeat what is above. Within one file a rule shows at most five
+//!   entries, and one line counts the rest (`... and 46 more template-leftover in this file`):
+//!   fifty leftovers in a chart template are one message, "render it first". The table and the
+//!   other formats count and list every finding.
 //! - **Exempted findings** at or above `show` follow the counted ones, dimmed and without a
 //!   snippet: never silent, but not what a person has to fix now.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use tabled::builder::Builder;
@@ -42,6 +48,11 @@ const MAX_SNIPPET_WIDTH: usize = 120;
 const WINDOW_BEFORE: usize = 40;
 /// A tab is shown as this many spaces (as rustc does), so carets line up in any terminal.
 const TAB_WIDTH: usize = 4;
+/// Entries of one rule (in one severity) shown with their snippet; later ones get two lines.
+const FULL_PER_RULE: usize = 3;
+/// Entries of one rule shown per file; one line counts the rest.
+const SHOWN_PER_FILE: usize = 5;
+
 /// Findings that follow from another at the same file, line and column, as (cause, consequence)
 /// rule pairs: the same mistake seen by two checks, fixed by one edit. Only pairs seen in real
 /// repositories are listed; two independent problems at one spot (a container without probes
@@ -165,15 +176,55 @@ fn entries<'a>(findings: &[&'a Finding]) -> Vec<Entry<'a>> {
     out
 }
 
-/// The entries of one severity, each with its snippet.
+/// The entries of one severity: the first of each rule in full, repeats shortened, and past
+/// [`SHOWN_PER_FILE`] in a file, counted.
 fn section(
     report: &GateReport,
     entries: &[&Entry],
     paint: Paint,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    let mut in_file: HashMap<(&str, &str), usize> = HashMap::new();
     for e in entries {
-        full(report, e, paint, out)?;
+        *in_file.entry((&*e.head.file, e.head.rule)).or_default() += 1;
+    }
+    let mut shown_in_file: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut shown_of_rule: HashMap<&str, usize> = HashMap::new();
+    // Whether the last line written wants a blank line before the next full entry.
+    let mut open = false;
+    for e in entries {
+        let key = (&*e.head.file, e.head.rule);
+        let n = shown_in_file.entry(key).or_default();
+        if *n == SHOWN_PER_FILE {
+            continue;
+        }
+        *n += 1;
+        let nth = shown_of_rule.entry(e.head.rule).or_default();
+        *nth += 1;
+        if *nth <= FULL_PER_RULE {
+            if open {
+                writeln!(out)?;
+            }
+            full(report, e, paint, out)?;
+            open = false;
+        } else {
+            header(e.head, paint, out)?;
+            also(e, paint, out)?;
+            open = true;
+        }
+        let total = in_file.get(&key).copied().unwrap_or(0);
+        if *n == SHOWN_PER_FILE && total > SHOWN_PER_FILE {
+            writeln!(
+                out,
+                "  ... and {} more {} in this file\n",
+                total - SHOWN_PER_FILE,
+                e.head.rule
+            )?;
+            open = false;
+        }
+    }
+    if open {
+        writeln!(out)?;
     }
     Ok(())
 }

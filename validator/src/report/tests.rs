@@ -253,7 +253,7 @@ fn summary_counts() {
     );
 }
 
-// --- The human format: order, `show`, one cause --------------------------------------------------
+// --- The human format: order, `show`, one cause, repeats -----------------------------------------
 
 fn render_human(report: &GateReport, show: Severity) -> String {
     let mut out = Vec::new();
@@ -406,4 +406,78 @@ fn one_cause_is_still_two_findings_for_machines() {
     let text = render(Format::Json, &one_cause_report(), false);
     let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(json["findings"].as_array().map(Vec::len), Some(5));
+}
+
+/// `deploy.yaml` of one service: its image has no tag, on line 8.
+fn service(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      containers:\n        - image: {name}\n"
+    )
+}
+
+/// Eight leftovers in one chart template, five services without an image tag, and a warning.
+fn repeats_report() -> GateReport {
+    let mut sources = Sources::default();
+    let mut findings = Vec::new();
+    let chart: Arc<str> = Arc::from("chart/templates/web.yaml");
+    let mut chart_text = String::from("data:\n");
+    for i in 1..=8 {
+        chart_text.push_str(&format!("  key{i}: {{{{ .Values.key{i} }}}}\n"));
+        findings.push(Finding::new(
+            "template-leftover",
+            Severity::Error,
+            &chart,
+            Pos::new(i + 1, 10),
+            format!("template syntax `{{{{ .Values.key{i} }}}}` left in a manifest; render the chart or kustomization first"),
+        ));
+    }
+    sources.insert(Arc::clone(&chart), Arc::from(chart_text));
+    for name in ["ads", "cart", "checkout", "email", "shipping"] {
+        let file: Arc<str> = Arc::from(format!("k8s/{name}.yaml"));
+        sources.insert(Arc::clone(&file), Arc::from(service(name)));
+        findings.push(
+            Finding::new(
+                "no-latest-tag",
+                Severity::Error,
+                &file,
+                Pos::new(9, 18),
+                format!("`{name}` has no tag, so it runs whatever `latest` is when a node pulls it; pin a version (or a digest)"),
+            )
+            .with_object(object("apps/v1", "Deployment", None, name)),
+        );
+    }
+    let ads: Arc<str> = Arc::from("k8s/ads.yaml");
+    findings.push(
+        Finding::new(
+            "seccomp-profile",
+            Severity::Warning,
+            &ads,
+            Pos::new(7, 5),
+            "the pod sets no seccomp profile",
+        )
+        .with_object(object("apps/v1", "Deployment", None, "ads")),
+    );
+    crate::finding::sort_findings(&mut findings);
+    GateReport {
+        findings,
+        files: 6,
+        objects: 6,
+        kubernetes_version: "1.37".into(),
+        sources,
+        ..GateReport::default()
+    }
+}
+
+#[test]
+fn human_shortens_repeats_and_counts_them_past_five_in_a_file() {
+    let text = render(Format::Human, &repeats_report(), false);
+    // Every no-latest-tag location is there; three with snippets.
+    for name in ["ads", "cart", "checkout", "email", "shipping"] {
+        assert!(
+            text.contains(&format!("--> k8s/{name}.yaml:9:18")),
+            "{text}"
+        );
+    }
+    assert_eq!(text.matches("|         - image:").count(), 3, "{text}");
+    insta::assert_snapshot!(text);
 }
