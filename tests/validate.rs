@@ -15,12 +15,18 @@ use std::process::{Output, Stdio};
 use common::{json, output, stdout, tally_command};
 use serde_json::Value;
 
-/// Runs `tally validate ARGS...` from the crate root, with `input` on stdin.
+/// Runs `tally validate --no-policies ARGS...` from the crate root, with `input` on stdin.
 fn run(args: &[&str], input: Option<&[u8]>) -> Output {
+    // These tests are about reading, parsing and reporting: policies have tests of their own.
+    let mut all = vec!["--no-policies"];
+    all.extend_from_slice(args);
+    run_validate(&all, input)
+}
+
+/// Runs `tally validate ARGS...` from the crate root, with `input` on stdin.
+fn run_validate(args: &[&str], input: Option<&[u8]>) -> Output {
     let mut child = common::tally_command()
         .arg("validate")
-        // These tests are about reading, parsing and reporting: policies have tests of their own.
-        .arg("--no-policies")
         .args(args)
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -493,6 +499,70 @@ fn human_report_quotes_the_line_with_carets() {
         None,
     );
     assert!(stdout(&coloured).contains("\x1b[1;31merror[yaml-duplicate-key]"));
+}
+
+#[test]
+fn human_report_puts_errors_first_and_counts_infos_unless_shown() {
+    let file = fixture("broken/yaml11.yaml");
+    // With policies: infos come only from them. Without a config: every rule at its default.
+    let human = |show: &[&str]| {
+        let mut args = vec!["--no-config", "--missing-schema", "ignore"];
+        args.extend_from_slice(show);
+        args.push(&file);
+        stdout(&run_validate(&args, None))
+    };
+    let headers = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with(' ') && l.contains("]: "))
+            .map(|l| l.split('[').next().unwrap_or(l).to_owned())
+            .collect()
+    };
+    let severities = |text: &str| {
+        let mut seen = headers(text);
+        seen.dedup();
+        seen
+    };
+
+    let default = human(&[]);
+    assert_eq!(severities(&default), ["error", "warning"], "{default}");
+    assert!(
+        default.ends_with(
+            "4 errors, 9 warnings, 2 infos\n2 infos not shown; `tally validate --show info` lists them\n"
+        ),
+        "{default}"
+    );
+
+    let all = human(&["--show", "info"]);
+    assert_eq!(severities(&all), ["error", "warning", "info"], "{all}");
+    assert!(all.ends_with("4 errors, 9 warnings, 2 infos\n"), "{all}");
+
+    let errors = human(&["--show", "error"]);
+    assert_eq!(severities(&errors), ["error"], "{errors}");
+    assert!(
+        errors.ends_with(
+            "9 warnings and 2 infos not shown; `tally validate --show info` lists them\n"
+        )
+    );
+
+    // Machine formats list every finding whatever `--show` says.
+    let json = run_validate(
+        &[
+            "--no-config",
+            "--missing-schema",
+            "ignore",
+            "--format",
+            "json",
+            "--show",
+            "error",
+            &file,
+        ],
+        None,
+    );
+    let doc: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(doc["findings"].as_array().map(Vec::len), Some(15));
+
+    let bad = run_validate(&["--show", "debug", &file], None);
+    assert_eq!(code(&bad), 2);
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use tally_layout::{load, validate as layout_validate};
+use tally_validator::Severity;
 use tally_validator::gate::{self, GateOptions, GateReport};
 use tally_validator::policy::{self, PolicyConfig};
 use tally_validator::report::{self, Format, ReportOptions};
@@ -76,6 +77,11 @@ pub struct ValidateArgs {
     #[arg(long, short = 'v')]
     verbose: bool,
 
+    /// Lowest severity the human report prints in detail; lower ones are only counted. Other
+    /// formats always list every finding.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = ShowArg::Warning)]
+    show: ShowArg,
+
     /// Colour in the human format.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
@@ -86,6 +92,23 @@ enum MissingSchemaArg {
     Error,
     Warn,
     Ignore,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ShowArg {
+    Error,
+    Warning,
+    Info,
+}
+
+impl ShowArg {
+    fn severity(self) -> Severity {
+        match self {
+            ShowArg::Error => Severity::Error,
+            ShowArg::Warning => Severity::Warning,
+            ShowArg::Info => Severity::Info,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,7 +201,8 @@ fn write_reports(report: &GateReport, args: &ValidateArgs) -> Result<(), String>
         ColorArg::Never => false,
         ColorArg::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let report_options = ReportOptions { color };
+    let show = args.show.severity();
+    let report_options = ReportOptions { color, show };
     let mut formats = vec![args.format.unwrap_or(Format::Human)];
     // Inside GitHub Actions the human report also becomes annotations on the pull request.
     if args.format.is_none() && std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
@@ -194,9 +218,14 @@ fn write_reports(report: &GateReport, args: &ValidateArgs) -> Result<(), String>
     for (format, path) in &args.output {
         let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut w = BufWriter::new(file);
-        report::write(*format, report, ReportOptions { color: false }, &mut w)
-            .and_then(|()| w.flush())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        report::write(
+            *format,
+            report,
+            ReportOptions { color: false, show },
+            &mut w,
+        )
+        .and_then(|()| w.flush())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     }
 
     Ok(())

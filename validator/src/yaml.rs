@@ -81,12 +81,21 @@ pub fn load(file: &Arc<str>, text: &str) -> LoadedYaml {
             .documents
             .len()
             .max(usize::from(part.error.is_some()));
+        let cause = part
+            .error
+            .map(|err| describe_error(file, chunk, start_line, &err));
+        if let Some(cause) = &cause {
+            // The template that broke the chunk may already be reported by the partial parse, at
+            // the same spot: keep one finding, the one that explains the failure.
+            let same = |f: &Finding| f.rule == cause.rule && f.pos == cause.pos;
+            part.loaded.findings.retain(|f| !same(f));
+            for d in &mut part.loaded.documents {
+                d.findings.retain(|f| !same(f));
+            }
+        }
         out.documents.append(&mut part.loaded.documents);
         out.findings.append(&mut part.loaded.findings);
-        if let Some(err) = part.error {
-            out.findings
-                .push(describe_error(file, chunk, start_line, &err));
-        }
+        out.findings.extend(cause);
     }
     out
 }
@@ -873,6 +882,27 @@ mod tests {
         assert_eq!(helm_leftover("{{ with $labels.cluster -}}"), None);
         assert_eq!(helm_leftover("{{ template \"slack.title\" . }}"), None);
         assert_eq!(helm_leftover("a {{ include \"x\" . }}"), Some(2));
+    }
+
+    #[test]
+    fn a_template_that_breaks_the_parse_is_reported_once() {
+        // The partial parse sees `{{ .Values.name }}` as a flow mapping used as a key; the parse
+        // then fails at the chart action below, whose explanation names the same template.
+        let l =
+            load_str("kind: Service\nmetadata:\n  name: {{ .Values.name }}\n{{- if .Values.x }}\n");
+        assert_eq!(all_findings(&l), vec![(rules::TEMPLATE_LEFTOVER, 3, 9)]);
+        let found = &l.findings[0];
+        assert!(
+            found.message.contains("{{ .Values.name }}"),
+            "{}",
+            found.message
+        );
+        assert!(
+            found
+                .help
+                .as_deref()
+                .is_some_and(|h| h.contains("failed at line 4"))
+        );
     }
 
     #[test]

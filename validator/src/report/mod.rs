@@ -61,10 +61,23 @@ impl FromStr for Format {
 }
 
 /// Options that change how a report looks, never what it says.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ReportOptions {
     /// ANSI colours (human format only).
     pub color: bool,
+    /// The lowest severity the human format prints in detail (`--show`); findings below it are
+    /// only counted. Every other format lists every finding.
+    pub show: Severity,
+}
+
+impl Default for ReportOptions {
+    /// No colour; errors and warnings in detail, infos counted.
+    fn default() -> ReportOptions {
+        ReportOptions {
+            color: false,
+            show: Severity::Warning,
+        }
+    }
 }
 
 /// Counts over a report.

@@ -139,7 +139,11 @@ fn fixed_report() -> GateReport {
 
 fn render(format: Format, report: &GateReport, color: bool) -> String {
     let mut out = Vec::new();
-    write(format, report, ReportOptions { color }, &mut out).expect("writing to a Vec");
+    let options = ReportOptions {
+        color,
+        ..ReportOptions::default()
+    };
+    write(format, report, options, &mut out).expect("writing to a Vec");
     String::from_utf8(out).expect("reports are UTF-8")
 }
 
@@ -248,4 +252,233 @@ fn summary_counts() {
         ),
         (4, 4, 2, 1, 1, 1)
     );
+}
+
+// --- The human format: order, `show`, one cause, repeats -----------------------------------------
+
+fn render_human(report: &GateReport, show: Severity) -> String {
+    let mut out = Vec::new();
+    let options = ReportOptions { color: false, show };
+    write(Format::Human, report, options, &mut out).expect("writing to a Vec");
+    String::from_utf8(out).expect("reports are UTF-8")
+}
+
+/// Where each `severity[rule]` header starts, in order.
+fn headers(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("error[") || l.starts_with("warning[") || l.starts_with("info["))
+        .map(|l| l.split(':').next().unwrap_or(l))
+        .collect()
+}
+
+#[test]
+fn human_prints_errors_before_warnings_each_by_file_and_position() {
+    let text = render_human(&fixed_report(), Severity::Info);
+    assert_eq!(
+        headers(&text),
+        [
+            "error[schema-unknown-field]",
+            "error[yaml-syntax]",
+            "warning[yaml-ambiguous-bool]",
+            "info[configmap-unused]",
+        ]
+    );
+}
+
+#[test]
+fn human_counts_infos_unless_asked_to_show_them() {
+    let default = render(Format::Human, &fixed_report(), false);
+    assert!(!default.contains("info[configmap-unused]"), "{default}");
+    // Still in the table and the totals, and one line says how to see them.
+    assert!(default.contains("│ configmap-unused     │ info     │     1 │"));
+    assert!(default.contains("2 errors, 1 warning, 1 info, 1 exempted\n"));
+    assert!(default.ends_with("1 info not shown; `tally validate --show info` lists them\n"));
+
+    let all = render_human(&fixed_report(), Severity::Info);
+    assert!(all.contains("info[configmap-unused]: ConfigMap `settings`"));
+    assert!(all.contains("exempted warning[no-latest-tag]"));
+    assert!(!all.contains("not shown"), "{all}");
+    assert!(all.ends_with("2 errors, 1 warning, 1 info, 1 exempted\n"));
+
+    let errors = render_human(&fixed_report(), Severity::Error);
+    assert_eq!(
+        headers(&errors),
+        ["error[schema-unknown-field]", "error[yaml-syntax]"]
+    );
+    assert!(!errors.contains("exempted warning"), "{errors}");
+    assert!(errors.ends_with(
+        "1 warning, 1 info and 1 exempted not shown; `tally validate --show info` lists them\n"
+    ));
+}
+
+#[test]
+fn human_shows_only_the_summary_when_everything_is_below_show() {
+    let file: Arc<str> = Arc::from("a.yaml");
+    let mut report = fixed_report();
+    report.findings = vec![Finding::new(
+        "replicas-minimum",
+        Severity::Info,
+        &file,
+        Pos::START,
+        "one replica",
+    )];
+    let text = render(Format::Human, &report, false);
+    assert!(text.starts_with("╭"), "{text}");
+    assert!(text.ends_with(
+        "0 errors, 0 warnings, 1 info\n1 info not shown; `tally validate --show info` lists them\n"
+    ));
+}
+
+const CHART_VALUES: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: chart-values
+data:
+  replicas: {{ .Values.replicas }}
+  umask: 0644
+";
+
+/// Two findings for one cause at each of two spots, and an unrelated one.
+fn one_cause_report() -> GateReport {
+    let file: Arc<str> = Arc::from("chart-values.yaml");
+    let cm = object("v1", "ConfigMap", None, "chart-values");
+    let mut sources = Sources::default();
+    sources.insert(Arc::clone(&file), Arc::from(CHART_VALUES));
+    let mut findings = vec![
+        Finding::new(
+            "template-leftover",
+            Severity::Error,
+            &file,
+            Pos::new(6, 13),
+            "template syntax `{{ .Values.replicas }}` left in a manifest; render the chart or kustomization first",
+        ),
+        Finding::new(
+            "schema-invalid",
+            Severity::Error,
+            &file,
+            Pos::new(6, 13),
+            "`data.replicas`: expected string, found object",
+        ),
+        Finding::new(
+            "yaml-ambiguous-number",
+            Severity::Warning,
+            &file,
+            Pos::new(7, 10),
+            "`0644` is read as the octal number 420 by YAML 1.1 readers such as kubectl and the API server, differently by YAML 1.2 tools; write the number unambiguously or quote it",
+        ),
+        Finding::new(
+            "schema-invalid",
+            Severity::Error,
+            &file,
+            Pos::new(7, 10),
+            "`data.umask`: expected string, found integer 644",
+        )
+        .with_help("quote it (\"644\")"),
+        Finding::new(
+            "no-default-namespace",
+            Severity::Warning,
+            &file,
+            Pos::new(3, 1),
+            "ConfigMap names no namespace",
+        ),
+    ];
+    for f in &mut findings {
+        f.object = Some(cm.clone());
+    }
+    crate::finding::sort_findings(&mut findings);
+    GateReport {
+        findings,
+        files: 1,
+        objects: 1,
+        kubernetes_version: "1.37".into(),
+        sources,
+        ..GateReport::default()
+    }
+}
+
+#[test]
+fn human_prints_one_cause_as_one_entry() {
+    insta::assert_snapshot!(render(Format::Human, &one_cause_report(), false));
+}
+
+#[test]
+fn one_cause_is_still_two_findings_for_machines() {
+    let text = render(Format::Json, &one_cause_report(), false);
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(json["findings"].as_array().map(Vec::len), Some(5));
+}
+
+/// `deploy.yaml` of one service: its image has no tag, on line 8.
+fn service(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      containers:\n        - image: {name}\n"
+    )
+}
+
+/// Eight leftovers in one chart template, five services without an image tag, and a warning.
+fn repeats_report() -> GateReport {
+    let mut sources = Sources::default();
+    let mut findings = Vec::new();
+    let chart: Arc<str> = Arc::from("chart/templates/web.yaml");
+    let mut chart_text = String::from("data:\n");
+    for i in 1..=8 {
+        chart_text.push_str(&format!("  key{i}: {{{{ .Values.key{i} }}}}\n"));
+        findings.push(Finding::new(
+            "template-leftover",
+            Severity::Error,
+            &chart,
+            Pos::new(i + 1, 10),
+            format!("template syntax `{{{{ .Values.key{i} }}}}` left in a manifest; render the chart or kustomization first"),
+        ));
+    }
+    sources.insert(Arc::clone(&chart), Arc::from(chart_text));
+    for name in ["ads", "cart", "checkout", "email", "shipping"] {
+        let file: Arc<str> = Arc::from(format!("k8s/{name}.yaml"));
+        sources.insert(Arc::clone(&file), Arc::from(service(name)));
+        findings.push(
+            Finding::new(
+                "no-latest-tag",
+                Severity::Error,
+                &file,
+                Pos::new(9, 18),
+                format!("`{name}` has no tag, so it runs whatever `latest` is when a node pulls it; pin a version (or a digest)"),
+            )
+            .with_object(object("apps/v1", "Deployment", None, name)),
+        );
+    }
+    let ads: Arc<str> = Arc::from("k8s/ads.yaml");
+    findings.push(
+        Finding::new(
+            "seccomp-profile",
+            Severity::Warning,
+            &ads,
+            Pos::new(7, 5),
+            "the pod sets no seccomp profile",
+        )
+        .with_object(object("apps/v1", "Deployment", None, "ads")),
+    );
+    crate::finding::sort_findings(&mut findings);
+    GateReport {
+        findings,
+        files: 6,
+        objects: 6,
+        kubernetes_version: "1.37".into(),
+        sources,
+        ..GateReport::default()
+    }
+}
+
+#[test]
+fn human_shortens_repeats_and_counts_them_past_five_in_a_file() {
+    let text = render(Format::Human, &repeats_report(), false);
+    // Every no-latest-tag location is there; three with snippets.
+    for name in ["ads", "cart", "checkout", "email", "shipping"] {
+        assert!(
+            text.contains(&format!("--> k8s/{name}.yaml:9:18")),
+            "{text}"
+        );
+    }
+    assert_eq!(text.matches("|         - image:").count(), 3, "{text}");
+    insta::assert_snapshot!(text);
 }
