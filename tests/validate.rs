@@ -540,7 +540,7 @@ fn human_report_puts_errors_first_and_counts_infos_unless_shown() {
     assert_eq!(severities(&errors), ["error"], "{errors}");
     assert!(
         errors.ends_with(
-            "9 warnings and 2 infos not shown; `tally validate --show info` lists them\n"
+            "8 warnings and 2 infos not shown; `tally validate --show info` lists them\n"
         )
     );
 
@@ -559,7 +559,7 @@ fn human_report_puts_errors_first_and_counts_infos_unless_shown() {
         None,
     );
     let doc: Value = serde_json::from_slice(&json.stdout).expect("JSON");
-    assert_eq!(doc["findings"].as_array().map(Vec::len), Some(15));
+    assert_eq!(doc["findings"].as_array().map(Vec::len), Some(14));
 
     let bad = run_validate(&["--show", "debug", &file], None);
     assert_eq!(code(&bad), 2);
