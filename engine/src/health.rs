@@ -127,11 +127,13 @@ fn desired_replicas(v: &Value) -> i64 {
 }
 
 fn deployment(v: &Value) -> Health {
-    if let Some(("False", "ProgressDeadlineExceeded", message)) = condition(v, "Progressing") {
-        return Health::Failed(because("ProgressDeadlineExceeded", message));
-    }
+    // Generation first, as kstatus does: conditions the controller wrote for an older generation
+    // (a deadline the last rollout exceeded) say nothing about the one just applied.
     if let Some(h) = observed(v, true) {
         return h;
+    }
+    if let Some(("False", "ProgressDeadlineExceeded", message)) = condition(v, "Progressing") {
+        return Health::Failed(because("ProgressDeadlineExceeded", message));
     }
     let want = desired_replicas(v);
     let status = |f: &str| int_at(v, &format!("/status/{f}")).unwrap_or(0);
@@ -212,12 +214,17 @@ fn daemon_set(v: &Value) -> Health {
         return Health::Progressing("no pods scheduled yet".into());
     };
     let status = |f: &str| int_at(v, &format!("/status/{f}")).unwrap_or(0);
+    // With `OnDelete`, pods are updated only when someone deletes them: not a rollout to wait on.
+    let on_delete = str_at(v, "/spec/updateStrategy/type") == Some("OnDelete");
     for (field, what) in [
         ("currentNumberScheduled", "scheduled"),
         ("updatedNumberScheduled", "updated"),
         ("numberReady", "ready"),
         ("numberAvailable", "available"),
     ] {
+        if on_delete && field == "updatedNumberScheduled" {
+            continue;
+        }
         let n = status(field);
         if n < desired {
             return Health::Progressing(format!("{n} of {desired} pods {what}"));
@@ -410,6 +417,25 @@ mod tests {
                 "ProgressDeadlineExceeded: ReplicaSet \"web-1\" has timed out progressing.".into()
             )
         );
+    }
+
+    #[test]
+    fn a_deadline_of_the_previous_generation_does_not_fail_the_new_one() {
+        // Generation 2 was just applied; the controller still reports generation 1's deadline.
+        let s = json!({"observedGeneration": 1, "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": "ReplicaSet \"web-1\" has timed out progressing."}]});
+        assert!(matches!(health(&deploy(s)), Health::Progressing(_)));
+    }
+
+    #[test]
+    fn an_on_delete_daemon_set_does_not_wait_for_updated_pods() {
+        let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"generation": 2},
+            "spec": {"updateStrategy": {"type": "OnDelete"}},
+            "status": {"observedGeneration": 2, "desiredNumberScheduled": 3,
+                "currentNumberScheduled": 3, "updatedNumberScheduled": 0, "numberReady": 3,
+                "numberAvailable": 3}});
+        assert_eq!(health(&ds), Health::Healthy);
     }
 
     #[test]
