@@ -37,8 +37,8 @@ use git2::{
 
 use auth::{Attempts, ssh_host_port};
 pub use auth::{
-    CredentialFiles, Credentials, CredentialsError, DEFAULT_TOKEN_USERNAME, SshKey, TOKEN_ENV,
-    Token, Transport, read_secret, redact_url,
+    CredentialFiles, Credentials, CredentialsError, DEFAULT_TOKEN_USERNAME, SecretError, SshKey,
+    TOKEN_ENV, Token, Transport, read_secret, redact_url,
 };
 pub use follow::{Follower, GitSettings, Source};
 pub use known_hosts::{KnownHosts, KnownHostsError, LineProblem};
