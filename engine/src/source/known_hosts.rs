@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use tally_validator::policy::config::NamePattern;
 
 /// Why a known_hosts file cannot be used, or why it refuses a host's key. The messages name the
 /// file and line, and say which command prints the keys to add.
@@ -311,19 +312,20 @@ impl KnownHosts {
 }
 
 /// Whether a comma-separated list of patterns (or one hashed name) matches `name`: some positive
-/// pattern matches and no negated one does.
+/// pattern matches and no negated one does. Names and patterns are compared in ASCII lowercase,
+/// `*` and `?` being wildcards, as OpenSSH does.
 fn host_matches(patterns: &str, name: &str) -> bool {
     if let Some(hashed) = patterns.strip_prefix("|1|") {
         return hashed_matches(hashed, name);
     }
+    let name = name.to_ascii_lowercase();
+    let glob = |pattern: &str| NamePattern::new(pattern.to_ascii_lowercase()).matches(&name);
     let mut matched = false;
     for pattern in patterns.split(',') {
         match pattern.strip_prefix('!') {
-            Some(negated) if glob(&negated.to_ascii_lowercase(), &name.to_ascii_lowercase()) => {
-                return false;
-            }
+            Some(negated) if glob(negated) => return false,
             Some(_) => {}
-            None => matched |= glob(&pattern.to_ascii_lowercase(), &name.to_ascii_lowercase()),
+            None => matched |= glob(pattern),
         }
     }
     matched
@@ -339,29 +341,6 @@ fn hashed_matches(salt_and_hash: &str, name: &str) -> bool {
     };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
     ring::hmac::verify(&key, name.as_bytes(), &hash).is_ok()
-}
-
-/// `*` (any run) and `?` (any one character) wildcards.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]
@@ -609,11 +588,18 @@ mod tests {
 
     #[test]
     fn glob_matches_like_openssh() {
-        assert!(glob("*", "anything"));
-        assert!(glob("git?.example.com", "git1.example.com"));
-        assert!(!glob("git?.example.com", "git.example.com"));
-        assert!(glob("*.example.com", "a.b.example.com"));
-        assert!(!glob("*.example.com", "example.com"));
-        assert!(glob("a*b*c", "aXbYbZc"));
+        assert!(host_matches("*", "anything"));
+        assert!(host_matches("git?.example.com", "git1.example.com"));
+        assert!(!host_matches("git?.example.com", "git.example.com"));
+        assert!(host_matches("*.example.com", "a.b.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(host_matches("a*b*c", "aXbYbZc"));
+        // `[host]:port` is literal, not a character class; case does not matter.
+        assert!(host_matches(
+            "[*.Example.com]:2?22",
+            "[git.example.COM]:2222"
+        ));
+        assert!(!host_matches("[ab]", "a"));
+        assert!(host_matches("x,!y*,z", "z") && !host_matches("x,!y*,y1", "y1"));
     }
 }
