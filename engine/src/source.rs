@@ -37,11 +37,11 @@ use git2::{
 
 use auth::{Attempts, ssh_host_port};
 pub use auth::{
-    CredentialFiles, Credentials, CredentialsError, DEFAULT_TOKEN_USERNAME, SshKey, TOKEN_ENV,
-    Token, Transport, read_secret, redact_url,
+    CredentialFiles, Credentials, CredentialsError, DEFAULT_TOKEN_USERNAME, SecretError, SshKey,
+    TOKEN_ENV, Token, Transport, read_secret, redact_url,
 };
 pub use follow::{Follower, GitSettings, Source};
-pub use known_hosts::KnownHosts;
+pub use known_hosts::{KnownHosts, KnownHostsError, LineProblem};
 pub use tree::tree_digest;
 
 /// Why the source could not be read.
@@ -381,7 +381,9 @@ impl GitSource {
                  (`{scan}` prints its keys)"
             ));
         };
-        KnownHosts::load(path)?.check(host, port, key_type, key)
+        KnownHosts::load(path)
+            .and_then(|k| k.check(host, port, key_type, key))
+            .map_err(|e| e.to_string())
     }
 
     fn missing(&self) -> SourceError {

@@ -120,7 +120,8 @@ impl Credentials {
             move |message: String| CredentialsError::Unusable { flag, message }
         };
         if let Some(Token::File(path)) = &token {
-            read_secret(path, "token file").map_err(unusable("--git-token-file"))?;
+            read_secret(path, "token file")
+                .map_err(|e| unusable("--git-token-file")(e.to_string()))?;
         }
         if ssh {
             let Some(known_hosts) = &files.known_hosts else {
@@ -134,7 +135,8 @@ impl Credentials {
             std::fs::File::open(key)
                 .map_err(|e| unusable("--git-ssh-key")(format!("{}: {e}", key.display())))?;
             if let Some(p) = &files.ssh_passphrase_file {
-                read_secret(p, "passphrase file").map_err(unusable("--git-ssh-passphrase-file"))?;
+                read_secret(p, "passphrase file")
+                    .map_err(|e| unusable("--git-ssh-passphrase-file")(e.to_string()))?;
             }
         }
         Ok(Credentials {
@@ -190,7 +192,7 @@ impl Token {
     }
 
     /// The token itself.
-    pub fn read(&self) -> Result<String, String> {
+    pub fn read(&self) -> Result<String, SecretError> {
         match self {
             Token::File(path) => read_secret(path, "token file"),
             Token::Env(value) => Ok(value.clone()),
@@ -216,14 +218,43 @@ pub struct SshKey {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// Why a file holding a secret cannot be used. The messages name the file, never the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file could not be read.
+    #[error("reading the {what} {}: {source}", path.display())]
+    Read {
+        /// What the file holds (`token file`, `passphrase file`).
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file holds nothing but whitespace.
+    #[error("the {what} {} is empty", path.display())]
+    Empty {
+        /// What the file holds.
+        what: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
 /// Reads a file holding one secret; a trailing newline is not part of it, an empty file is an
-/// error.
-pub fn read_secret(path: &Path, what: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading the {what} {}: {e}", path.display()))?;
+/// error. `what` names the file in messages (`token file`).
+pub fn read_secret(path: &Path, what: &str) -> Result<String, SecretError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
     let secret = text.trim_end();
     if secret.is_empty() {
-        return Err(format!("the {what} {} is empty", path.display()));
+        return Err(SecretError::Empty {
+            what: what.to_owned(),
+            path: path.to_owned(),
+        });
     }
     Ok(secret.to_owned())
 }
@@ -314,7 +345,9 @@ impl<'a> Attempts<'a> {
             }
             self.key_offered = true;
             let passphrase = match &key.passphrase_file {
-                Some(path) => Some(read_secret(path, "SSH key passphrase file")?),
+                Some(path) => {
+                    Some(read_secret(path, "SSH key passphrase file").map_err(|e| e.to_string())?)
+                }
                 None => None,
             };
             return Ok(Offer::SshKey {
@@ -338,7 +371,7 @@ impl<'a> Attempts<'a> {
                 .to_owned();
             return Ok(Offer::Token {
                 username,
-                token: token.read()?,
+                token: token.read().map_err(|e| e.to_string())?,
             });
         }
         Err(if allowed.contains(CredentialType::SSH_KEY) {
@@ -470,7 +503,10 @@ mod tests {
         let token = Token::choose(Some(file.clone()), Some("from-env".into()));
         assert!(matches!(token, Some(Token::File(_))), "{token:?}");
         let env_only = Token::choose(None, Some(" from-env\n".into()));
-        assert_eq!(env_only.map(|t| t.read()), Some(Ok("from-env".into())));
+        assert_eq!(
+            env_only.and_then(|t| t.read().ok()),
+            Some("from-env".into())
+        );
         assert!(Token::choose(None, Some("  ".into())).is_none());
         assert!(Token::choose(None, None).is_none());
 
@@ -561,6 +597,37 @@ mod tests {
         assert!(
             matches!(err, Err(ref m) if m.contains("SSH key")),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_secret_file_is_an_error_naming_the_file() {
+        let tmp = temp();
+        let file = tmp.path().join("secret");
+        let err = read_secret(&file, "token file").err();
+        assert!(
+            matches!(err, Some(SecretError::Read { ref path, .. }) if *path == file),
+            "{err:?}"
+        );
+        let prefix = format!("reading the token file {}: ", file.display());
+        let message = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with(&prefix), "{message}");
+
+        std::fs::write(&file, " \n").unwrap_or_else(|e| panic!("{e}"));
+        let err = read_secret(&file, "passphrase file").err();
+        assert!(
+            matches!(err, Some(SecretError::Empty { ref what, .. }) if what == "passphrase file"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some(format!("the passphrase file {} is empty", file.display()))
+        );
+
+        std::fs::write(&file, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read_secret(&file, "token file").ok().as_deref(),
+            Some("s3cret")
         );
     }
 

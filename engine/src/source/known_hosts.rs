@@ -3,10 +3,159 @@
 //! `[host]:port`, `*` and `?` wildcards, `!` negations and `@revoked` are understood; host
 //! certificates (`@cert-authority`) are not accepted, as libssh2 does not show them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use tally_validator::policy::config::NamePattern;
+
+/// Why a known_hosts file cannot be used, or why it refuses a host's key. The messages name the
+/// file and line, and say which command prints the keys to add.
+#[derive(Debug, thiserror::Error)]
+pub enum KnownHostsError {
+    /// The file could not be read.
+    #[error("reading the known_hosts file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line that is not `[marker] hosts key-type base64-key [comment]`.
+    #[error("{file}:{line}: {problem}")]
+    Line {
+        /// The file.
+        file: String,
+        /// The line's number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        problem: LineProblem,
+    },
+    /// The file has no usable line: it would refuse every host.
+    #[error("the known_hosts file {file} lists no host")]
+    NoHost {
+        /// The file.
+        file: String,
+    },
+    /// The key the host presented is listed as `@revoked`.
+    #[error("the host key of {} is revoked in {file}:{line}", listed_name(host, *port))]
+    Revoked {
+        /// The host.
+        host: String,
+        /// Its SSH port.
+        port: u16,
+        /// The file.
+        file: String,
+        /// The `@revoked` line.
+        line: usize,
+    },
+    /// The host presented a key of a type listed for it, but not the listed key.
+    #[error(
+        "the {key_type} host key of {} does not match the one in {file} (the key changed, or \
+         someone is impersonating the host)",
+        listed_name(host, *port)
+    )]
+    KeyChanged {
+        /// The host.
+        host: String,
+        /// Its SSH port.
+        port: u16,
+        /// The type of the key it presented (`ssh-ed25519`).
+        key_type: String,
+        /// The file.
+        file: String,
+    },
+    /// The host presented a key of a type the file lists no key of for it.
+    #[error(
+        "{} presented an {key_type} host key and {file} lists only {} for it; add its \
+         {key_type} key (`{}`)",
+        listed_name(host, *port),
+        listed.join(", "),
+        keyscan(host, *port, Some(key_type))
+    )]
+    KeyTypeNotListed {
+        /// The host.
+        host: String,
+        /// Its SSH port.
+        port: u16,
+        /// The type of the key it presented.
+        key_type: String,
+        /// The types of the keys listed for it.
+        listed: Vec<String>,
+        /// The file.
+        file: String,
+    },
+    /// Only a `@cert-authority` applies to the host; host certificates are not supported.
+    #[error(
+        "{file} lists only a @cert-authority for {}; host certificates are not supported, \
+         list the host key itself (`{}`)",
+        listed_name(host, *port),
+        keyscan(host, *port, None)
+    )]
+    CertAuthorityOnly {
+        /// The host.
+        host: String,
+        /// Its SSH port.
+        port: u16,
+        /// The file.
+        file: String,
+    },
+    /// No line applies to the host.
+    #[error(
+        "{} is not in the known_hosts file {file} (`{}` prints its keys)",
+        listed_name(host, *port),
+        keyscan(host, *port, None)
+    )]
+    HostNotListed {
+        /// The host.
+        host: String,
+        /// Its SSH port.
+        port: u16,
+        /// The file.
+        file: String,
+    },
+}
+
+/// What is wrong with a line of a known_hosts file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineProblem {
+    /// A marker other than `@revoked` and `@cert-authority`.
+    #[error("unknown marker {marker}")]
+    UnknownMarker {
+        /// The marker, `@` included.
+        marker: String,
+    },
+    /// Fewer than three fields.
+    #[error("expected `host-patterns key-type base64-key`")]
+    MissingFields,
+    /// The key field does not decode.
+    #[error("the key is not base64: {message}")]
+    NotBase64 {
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// The host as known_hosts names it: `host` on port 22, else `[host]:port`.
+fn listed_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_owned()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// The command printing the host's keys (of `key_type` only, when given).
+fn keyscan(host: &str, port: u16, key_type: Option<&str>) -> String {
+    let mut command = "ssh-keyscan".to_owned();
+    if let Some(t) = key_type {
+        command.push_str(&format!(" -t {t}"));
+    }
+    if port != 22 {
+        command.push_str(&format!(" -p {port}"));
+    }
+    format!("{command} {host}")
+}
 
 /// One usable line of a known_hosts file.
 #[derive(Debug, Clone)]
@@ -35,17 +184,24 @@ pub struct KnownHosts {
 impl KnownHosts {
     /// Reads and parses `path`. A file with no usable line is an error (it would refuse every
     /// host); so is a line that is not `[marker] hosts key-type base64-key [comment]`.
-    pub fn load(path: &Path) -> Result<KnownHosts, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading the known_hosts file {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<KnownHosts, KnownHostsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KnownHostsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         KnownHosts::parse(&path.display().to_string(), &text)
     }
 
     /// Parses the text of a known_hosts file named `file` (for messages).
-    pub fn parse(file: &str, text: &str) -> Result<KnownHosts, String> {
+    pub fn parse(file: &str, text: &str) -> Result<KnownHosts, KnownHostsError> {
         let mut entries = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
+            let bad = |problem| KnownHostsError::Line {
+                file: file.to_owned(),
+                line,
+                problem,
+            };
             let trimmed = raw.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
@@ -56,7 +212,9 @@ impl KnownHosts {
                 "@revoked" => Marker::Revoked,
                 "@cert-authority" => Marker::CertAuthority,
                 m if m.starts_with('@') => {
-                    return Err(format!("{file}:{line}: unknown marker {m}"));
+                    return Err(bad(LineProblem::UnknownMarker {
+                        marker: m.to_owned(),
+                    }));
                 }
                 _ => Marker::None,
             };
@@ -64,13 +222,13 @@ impl KnownHosts {
                 first = fields.next().unwrap_or_default();
             }
             let (Some(key_type), Some(key)) = (fields.next(), fields.next()) else {
-                return Err(format!(
-                    "{file}:{line}: expected `host-patterns key-type base64-key`"
-                ));
+                return Err(bad(LineProblem::MissingFields));
             };
-            let key = STANDARD
-                .decode(key)
-                .map_err(|e| format!("{file}:{line}: the key is not base64: {e}"))?;
+            let key = STANDARD.decode(key).map_err(|e| {
+                bad(LineProblem::NotBase64 {
+                    message: e.to_string(),
+                })
+            })?;
             entries.push(Entry {
                 line,
                 marker,
@@ -80,7 +238,9 @@ impl KnownHosts {
             });
         }
         if entries.is_empty() {
-            return Err(format!("the known_hosts file {file} lists no host"));
+            return Err(KnownHostsError::NoHost {
+                file: file.to_owned(),
+            });
         }
         Ok(KnownHosts {
             file: file.to_owned(),
@@ -90,22 +250,15 @@ impl KnownHosts {
 
     /// Accepts `key` (the SSH wire-format public key the server presented, of type `key_type`)
     /// for `host` on `port`, or says why not.
-    pub fn check(&self, host: &str, port: u16, key_type: &str, key: &[u8]) -> Result<(), String> {
-        let name = if port == 22 {
-            host.to_owned()
-        } else {
-            format!("[{host}]:{port}")
-        };
-        let scan = |key_type: Option<&str>| {
-            let mut command = "ssh-keyscan".to_owned();
-            if let Some(t) = key_type {
-                command.push_str(&format!(" -t {t}"));
-            }
-            if port != 22 {
-                command.push_str(&format!(" -p {port}"));
-            }
-            format!("{command} {host}")
-        };
+    pub fn check(
+        &self,
+        host: &str,
+        port: u16,
+        key_type: &str,
+        key: &[u8],
+    ) -> Result<(), KnownHostsError> {
+        let name = listed_name(host, port);
+        let (host, file) = (host.to_owned(), self.file.clone());
         let applying: Vec<&Entry> = self
             .entries
             .iter()
@@ -115,10 +268,12 @@ impl KnownHosts {
             .iter()
             .find(|e| e.marker == Marker::Revoked && e.key == key)
         {
-            return Err(format!(
-                "the host key of {name} is revoked in {}:{}",
-                self.file, e.line
-            ));
+            return Err(KnownHostsError::Revoked {
+                host,
+                port,
+                file,
+                line: e.line,
+            });
         }
         if applying
             .iter()
@@ -126,57 +281,51 @@ impl KnownHosts {
         {
             return Ok(());
         }
-        let listed: Vec<&str> = applying
+        let listed: Vec<String> = applying
             .iter()
             .filter(|e| e.marker == Marker::None)
-            .map(|e| e.key_type.as_str())
+            .map(|e| e.key_type.clone())
             .collect();
+        let key_type = key_type.to_owned();
         if listed.contains(&key_type) {
-            return Err(format!(
-                "the {key_type} host key of {name} does not match the one in {} (the key changed, or \
-                 someone is impersonating the host)",
-                self.file
-            ));
+            return Err(KnownHostsError::KeyChanged {
+                host,
+                port,
+                key_type,
+                file,
+            });
         }
         if !listed.is_empty() {
-            return Err(format!(
-                "{name} presented an {key_type} host key and {} lists only {} for it; add its \
-                 {key_type} key (`{}`)",
-                self.file,
-                listed.join(", "),
-                scan(Some(key_type))
-            ));
+            return Err(KnownHostsError::KeyTypeNotListed {
+                host,
+                port,
+                key_type,
+                listed,
+                file,
+            });
         }
         if applying.iter().any(|e| e.marker == Marker::CertAuthority) {
-            return Err(format!(
-                "{} lists only a @cert-authority for {name}; host certificates are not supported, \
-                 list the host key itself (`{}`)",
-                self.file,
-                scan(None)
-            ));
+            return Err(KnownHostsError::CertAuthorityOnly { host, port, file });
         }
-        Err(format!(
-            "{name} is not in the known_hosts file {} (`{}` prints its keys)",
-            self.file,
-            scan(None)
-        ))
+        Err(KnownHostsError::HostNotListed { host, port, file })
     }
 }
 
 /// Whether a comma-separated list of patterns (or one hashed name) matches `name`: some positive
-/// pattern matches and no negated one does.
+/// pattern matches and no negated one does. Names and patterns are compared in ASCII lowercase,
+/// `*` and `?` being wildcards, as OpenSSH does.
 fn host_matches(patterns: &str, name: &str) -> bool {
     if let Some(hashed) = patterns.strip_prefix("|1|") {
         return hashed_matches(hashed, name);
     }
+    let name = name.to_ascii_lowercase();
+    let glob = |pattern: &str| NamePattern::new(pattern.to_ascii_lowercase()).matches(&name);
     let mut matched = false;
     for pattern in patterns.split(',') {
         match pattern.strip_prefix('!') {
-            Some(negated) if glob(&negated.to_ascii_lowercase(), &name.to_ascii_lowercase()) => {
-                return false;
-            }
+            Some(negated) if glob(negated) => return false,
             Some(_) => {}
-            None => matched |= glob(&pattern.to_ascii_lowercase(), &name.to_ascii_lowercase()),
+            None => matched |= glob(pattern),
         }
     }
     matched
@@ -192,29 +341,6 @@ fn hashed_matches(salt_and_hash: &str, name: &str) -> bool {
     };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
     ring::hmac::verify(&key, name.as_bytes(), &hash).is_ok()
-}
-
-/// `*` (any run) and `?` (any one character) wildcards.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]
@@ -233,23 +359,35 @@ mod tests {
         KnownHosts::parse("known_hosts", text).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`KnownHosts::check`] with the refusal as its message.
+    fn check(
+        k: &KnownHosts,
+        host: &str,
+        port: u16,
+        key_type: &str,
+        key: &[u8],
+    ) -> Result<(), String> {
+        k.check(host, port, key_type, key)
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
     fn a_listed_key_is_accepted_and_any_other_refused() {
         let k = hosts(&format!(
             "# comment\n\ngithub.com,gh ssh-ed25519 {ED25519} a comment\n"
         ));
         let ed = key(ED25519);
-        assert_eq!(k.check("github.com", 22, "ssh-ed25519", &ed), Ok(()));
-        assert_eq!(k.check("GitHub.com", 22, "ssh-ed25519", &ed), Ok(()));
-        assert_eq!(k.check("gh", 22, "ssh-ed25519", &ed), Ok(()));
+        assert_eq!(check(&k, "github.com", 22, "ssh-ed25519", &ed), Ok(()));
+        assert_eq!(check(&k, "GitHub.com", 22, "ssh-ed25519", &ed), Ok(()));
+        assert_eq!(check(&k, "gh", 22, "ssh-ed25519", &ed), Ok(()));
         // The same key on another port is another host.
-        let other_port = k.check("github.com", 2222, "ssh-ed25519", &ed);
+        let other_port = check(&k, "github.com", 2222, "ssh-ed25519", &ed);
         assert!(
             matches!(other_port, Err(ref m) if m.contains("[github.com]:2222 is not in")
                 && m.contains("ssh-keyscan -p 2222 github.com")),
             "{other_port:?}"
         );
-        let unknown = k.check("gitlab.com", 22, "ssh-ed25519", &ed);
+        let unknown = check(&k, "gitlab.com", 22, "ssh-ed25519", &ed);
         assert!(
             matches!(unknown, Err(ref m) if m.contains("`ssh-keyscan gitlab.com`")),
             "{unknown:?}"
@@ -259,13 +397,13 @@ mod tests {
         if let Some(last) = changed.last_mut() {
             *last ^= 1;
         }
-        let err = k.check("github.com", 22, "ssh-ed25519", &changed);
+        let err = check(&k, "github.com", 22, "ssh-ed25519", &changed);
         assert!(
             matches!(err, Err(ref m) if m.contains("does not match")),
             "{err:?}"
         );
         // A key of a type not listed: say which to add.
-        let err = k.check("github.com", 22, "ecdsa-sha2-nistp256", &key(ECDSA));
+        let err = check(&k, "github.com", 22, "ecdsa-sha2-nistp256", &key(ECDSA));
         assert!(
             matches!(err, Err(ref m) if m.contains("lists only ssh-ed25519")
                 && m.contains("`ssh-keyscan -t ecdsa-sha2-nistp256 github.com`")),
@@ -277,15 +415,18 @@ mod tests {
     fn ports_wildcards_negations_hashes_and_markers() {
         let ed = key(ED25519);
         let k = hosts(&format!("[git.example.com]:2222 ssh-ed25519 {ED25519}\n"));
-        assert_eq!(k.check("git.example.com", 2222, "ssh-ed25519", &ed), Ok(()));
-        assert!(k.check("git.example.com", 22, "ssh-ed25519", &ed).is_err());
+        assert_eq!(
+            check(&k, "git.example.com", 2222, "ssh-ed25519", &ed),
+            Ok(())
+        );
+        assert!(check(&k, "git.example.com", 22, "ssh-ed25519", &ed).is_err());
 
         let k = hosts(&format!(
             "*.example.com,!evil.example.com ssh-ed25519 {ED25519}\n"
         ));
-        assert_eq!(k.check("git.example.com", 22, "ssh-ed25519", &ed), Ok(()));
-        assert!(k.check("evil.example.com", 22, "ssh-ed25519", &ed).is_err());
-        assert!(k.check("example.com", 22, "ssh-ed25519", &ed).is_err());
+        assert_eq!(check(&k, "git.example.com", 22, "ssh-ed25519", &ed), Ok(()));
+        assert!(check(&k, "evil.example.com", 22, "ssh-ed25519", &ed).is_err());
+        assert!(check(&k, "example.com", 22, "ssh-ed25519", &ed).is_err());
 
         // `ssh-keygen -H` form: HMAC-SHA1 of "github.com" under a salt.
         let salt = [7u8; 20];
@@ -299,13 +440,13 @@ mod tests {
             STANDARD.encode(tag.as_ref())
         );
         let k = hosts(&hashed);
-        assert_eq!(k.check("github.com", 22, "ssh-ed25519", &ed), Ok(()));
-        assert!(k.check("gitlab.com", 22, "ssh-ed25519", &ed).is_err());
+        assert_eq!(check(&k, "github.com", 22, "ssh-ed25519", &ed), Ok(()));
+        assert!(check(&k, "gitlab.com", 22, "ssh-ed25519", &ed).is_err());
 
         let k = hosts(&format!(
             "github.com ssh-ed25519 {ED25519}\n@revoked * ssh-ed25519 {ED25519}\n"
         ));
-        let err = k.check("github.com", 22, "ssh-ed25519", &ed);
+        let err = check(&k, "github.com", 22, "ssh-ed25519", &ed);
         assert!(
             matches!(err, Err(ref m) if m.contains("revoked")),
             "{err:?}"
@@ -314,7 +455,7 @@ mod tests {
         let k = hosts(&format!(
             "@cert-authority *.example.com ssh-ed25519 {ED25519}\n"
         ));
-        let err = k.check("git.example.com", 22, "ssh-ed25519", &ed);
+        let err = check(&k, "git.example.com", 22, "ssh-ed25519", &ed);
         assert!(
             matches!(err, Err(ref m) if m.contains("@cert-authority")),
             "{err:?}"
@@ -322,25 +463,143 @@ mod tests {
     }
 
     #[test]
+    fn each_refusal_is_its_own_variant_with_its_message() {
+        let ed = key(ED25519);
+        let mut changed = ed.clone();
+        if let Some(last) = changed.last_mut() {
+            *last ^= 1;
+        }
+        let k = hosts(&format!(
+            "github.com ssh-ed25519 {ED25519}\n@revoked gitlab.com ssh-ed25519 {ED25519}\n\
+             @cert-authority [*.example.com]:2222 ssh-ed25519 {ED25519}\n"
+        ));
+        let refusal = |host: &str, port: u16, key_type: &str, key: &[u8]| {
+            k.check(host, port, key_type, key).err()
+        };
+
+        let err = refusal("gitlab.com", 22, "ssh-ed25519", &ed);
+        assert!(
+            matches!(err, Some(KnownHostsError::Revoked { line: 2, .. })),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("the host key of gitlab.com is revoked in known_hosts:2")
+        );
+
+        let err = refusal("github.com", 22, "ssh-ed25519", &changed);
+        assert!(
+            matches!(err, Some(KnownHostsError::KeyChanged { .. })),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some(
+                "the ssh-ed25519 host key of github.com does not match the one in known_hosts \
+                 (the key changed, or someone is impersonating the host)"
+            )
+        );
+
+        let err = refusal("github.com", 22, "ecdsa-sha2-nistp256", &key(ECDSA));
+        assert!(
+            matches!(err, Some(KnownHostsError::KeyTypeNotListed { ref listed, .. }) if listed == &["ssh-ed25519"]),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some(
+                "github.com presented an ecdsa-sha2-nistp256 host key and known_hosts lists only \
+                 ssh-ed25519 for it; add its ecdsa-sha2-nistp256 key \
+                 (`ssh-keyscan -t ecdsa-sha2-nistp256 github.com`)"
+            )
+        );
+
+        let err = refusal("git.example.com", 2222, "ssh-ed25519", &ed);
+        assert!(
+            matches!(
+                err,
+                Some(KnownHostsError::CertAuthorityOnly { port: 2222, .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some(
+                "known_hosts lists only a @cert-authority for [git.example.com]:2222; host \
+                 certificates are not supported, list the host key itself \
+                 (`ssh-keyscan -p 2222 git.example.com`)"
+            )
+        );
+
+        let err = refusal("github.com", 2222, "ssh-ed25519", &ed);
+        assert!(
+            matches!(err, Some(KnownHostsError::HostNotListed { ref host, port: 2222, .. }) if host == "github.com"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some(
+                "[github.com]:2222 is not in the known_hosts file known_hosts \
+                 (`ssh-keyscan -p 2222 github.com` prints its keys)"
+            )
+        );
+    }
+
+    #[test]
     fn a_malformed_or_empty_file_is_an_error_naming_the_line() {
-        let err = KnownHosts::parse("kh", "github.com ssh-ed25519\n").err();
-        assert!(err.is_some_and(|m| m.starts_with("kh:1:")));
-        let err = KnownHosts::parse("kh", "# only\n\nh ssh-ed25519 not*base64\n").err();
+        let parse = |text: &str| KnownHosts::parse("kh", text).err();
+        let err = parse("github.com ssh-ed25519\n");
+        assert!(
+            matches!(
+                err,
+                Some(KnownHostsError::Line {
+                    line: 1,
+                    problem: LineProblem::MissingFields,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("kh:1: expected `host-patterns key-type base64-key`")
+        );
+        let err = parse("# only\n\nh ssh-ed25519 not*base64\n").map(|e| e.to_string());
         assert!(err.is_some_and(|m| m.starts_with("kh:3:") && m.contains("base64")));
-        let err = KnownHosts::parse("kh", "@bogus h ssh-ed25519 AAAA\n").err();
-        assert!(err.is_some_and(|m| m.contains("unknown marker")));
-        let err = KnownHosts::parse("kh", "# nothing\n").err();
-        assert!(err.is_some_and(|m| m.contains("lists no host")));
-        assert!(KnownHosts::load(Path::new("/nonexistent/kh")).is_err());
+        let err = parse("@bogus h ssh-ed25519 AAAA\n").map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("kh:1: unknown marker @bogus"));
+        let err = parse("# nothing\n").map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("the known_hosts file kh lists no host")
+        );
+        let err = KnownHosts::load(Path::new("/nonexistent/kh")).err();
+        assert!(
+            matches!(err, Some(KnownHostsError::Read { ref path, .. }) if path == Path::new("/nonexistent/kh")),
+            "{err:?}"
+        );
+        let err = err.map(|e| e.to_string());
+        assert!(
+            err.as_ref()
+                .is_some_and(|m| m.starts_with("reading the known_hosts file /nonexistent/kh: ")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn glob_matches_like_openssh() {
-        assert!(glob("*", "anything"));
-        assert!(glob("git?.example.com", "git1.example.com"));
-        assert!(!glob("git?.example.com", "git.example.com"));
-        assert!(glob("*.example.com", "a.b.example.com"));
-        assert!(!glob("*.example.com", "example.com"));
-        assert!(glob("a*b*c", "aXbYbZc"));
+        assert!(host_matches("*", "anything"));
+        assert!(host_matches("git?.example.com", "git1.example.com"));
+        assert!(!host_matches("git?.example.com", "git.example.com"));
+        assert!(host_matches("*.example.com", "a.b.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(host_matches("a*b*c", "aXbYbZc"));
+        // `[host]:port` is literal, not a character class; case does not matter.
+        assert!(host_matches(
+            "[*.Example.com]:2?22",
+            "[git.example.COM]:2222"
+        ));
+        assert!(!host_matches("[ab]", "a"));
+        assert!(host_matches("x,!y*,z", "z") && !host_matches("x,!y*,y1", "y1"));
     }
 }

@@ -102,42 +102,71 @@ pub struct RuleSetting {
     pub severity: Option<Severity>,
 }
 
-/// A name pattern with `*` (any run of characters) and `?` (one character).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamePattern(String);
+/// A name pattern with `*` (any run of characters) and `?` (any one byte: one character of ASCII
+/// text); every other character stands for itself (`[`, `{` and `\` too). Matching is
+/// case-sensitive.
+#[derive(Debug, Clone)]
+pub struct NamePattern {
+    text: String,
+    /// `None` only for a pattern too large to compile, which matches nothing.
+    regex: Option<regex::bytes::Regex>,
+}
+
+impl PartialEq for NamePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for NamePattern {}
 
 impl NamePattern {
     /// A pattern from its text.
     pub fn new(pattern: impl Into<String>) -> NamePattern {
-        NamePattern(pattern.into())
+        let text = pattern.into();
+        let regex = GlobBuilder::new(&glob_syntax(&text))
+            .literal_separator(false)
+            .backslash_escape(true)
+            .build()
+            .ok()
+            .and_then(|glob| {
+                // globset's regex for the glob, compiled here: `compile_matcher` panics on a
+                // pattern over the regex size limit. Not a `GlobSet` either: its shortcuts read
+                // the text as a path (`*.` would not match `..`).
+                regex::bytes::RegexBuilder::new(glob.regex())
+                    .dot_matches_new_line(true)
+                    .build()
+                    .ok()
+            });
+        NamePattern { text, regex }
     }
 
     /// Whether `text` matches.
     pub fn matches(&self, text: &str) -> bool {
-        wildcard_match(self.0.as_bytes(), text.as_bytes())
+        self.regex
+            .as_ref()
+            .is_some_and(|r| r.is_match(text.as_bytes()))
     }
 }
 
-fn wildcard_match(p: &[u8], t: &[u8]) -> bool {
-    // Iterative matcher with one backtrack point: linear for the patterns people write.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
+/// A name pattern in globset's syntax: `*` and `?` stay wildcards, every other character is
+/// escaped to stand for itself. A run of `*` is written as one, so that globset never sees a
+/// `**` (which it gives a meaning beside `/`).
+fn glob_syntax(pattern: &str) -> String {
+    let mut glob = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            // Only a wildcard `*` is ever pushed unescaped.
+            '*' if glob.ends_with('*') => {}
+            '*' | '?' => glob.push(c),
+            '[' | ']' | '{' | '}' | '\\' => {
+                glob.push('\\');
+                glob.push(c);
+            }
+            c => glob.push(c),
         }
     }
-    p[pi..].iter().all(|&c| c == b'*')
+    glob
 }
 
 /// One exemption from the configuration.
@@ -688,5 +717,26 @@ mod tests {
         assert!(NamePattern::new("a?c*z").matches("abcxyz"));
         assert!(!NamePattern::new("a?c").matches("ac"));
         assert!(NamePattern::new("*-db-*").matches("shop-db-0"));
+    }
+
+    #[test]
+    fn only_star_and_question_mark_are_wildcards() {
+        let m = |pattern: &str, text: &str| NamePattern::new(pattern).matches(text);
+        // Glob classes, alternatives and escapes are plain characters.
+        assert!(m("[ab]", "[ab]") && !m("[ab]", "a"));
+        assert!(m("{a,b}-*", "{a,b}-1") && !m("{a,b}-1", "a-1"));
+        assert!(m("a\\*", "a\\b") && !m("a\\*", "ab"));
+        assert!(m("]!^-", "]!^-"));
+        // `**` is `*`, and `*` and `?` cross `/` and newlines.
+        assert!(m("a/**/b", "a/x/y/b") && !m("a/**/b", "a/b"));
+        assert!(m("*", "x/y") && m("a?b", "a/b") && m("a?b", "a\nb"));
+        // Case-sensitive; `?` is one byte.
+        assert!(!m("Web-*", "web-1"));
+        assert!(!m("?", "é") && m("??", "é"));
+        // Every match, also of text holding `*` or `?`.
+        assert!(m("*", "*.*") && m("a*", "a*b") && m("*.", ".."));
+        assert!(m("", "") && !m("", "a"));
+        // A pattern too large to compile matches nothing; it does not panic.
+        assert!(!m(&"?".repeat(1 << 19), "a"));
     }
 }
