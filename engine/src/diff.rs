@@ -301,6 +301,10 @@ impl<'a> Walker<'a> {
 
     fn list(&mut self, da: &'a [Value], la: &'a [Value], own: &Ownership<'a>, field: &'a str) {
         let all: Vec<&Value> = da.iter().chain(la.iter()).collect();
+        // A list the server keeps whole is replaced by the apply: a live item the desired state
+        // lacks is removed, whoever put it there (a subject dropped from a RoleBinding, a port
+        // dropped from a NetworkPolicy rule).
+        let atomic = own.list_is_atomic();
         if let Some(keys) = fields::list_keys(own, field, &all) {
             let mut matched = vec![false; la.len()];
             for d in da {
@@ -319,6 +323,12 @@ impl<'a> Walker<'a> {
                 self.path.pop();
             }
             for (l, _) in la.iter().zip(&matched).filter(|(_, m)| !**m) {
+                if atomic {
+                    self.path.push(Seg::Item(item_label(l, &keys)));
+                    self.push(Op::Remove, Some(l), None);
+                    self.path.pop();
+                    continue;
+                }
                 let item = own.item(l);
                 if item.tally.is_some() {
                     self.path.push(Seg::Item(item_label(l, &keys)));
@@ -338,7 +348,8 @@ impl<'a> Walker<'a> {
                 }
             }
             for l in la {
-                if !da.iter().any(|d| same_scalar(d, l)) && own.member(l).tally_alone() {
+                if !da.iter().any(|d| same_scalar(d, l)) && (atomic || own.member(l).tally_alone())
+                {
                     self.path.push(Seg::Item(scalar_label(l)));
                     self.push(Op::Remove, Some(l), None);
                     self.path.pop();
@@ -351,13 +362,13 @@ impl<'a> Walker<'a> {
             self.push_list_change(la, da);
             return;
         }
-        let none = Ownership::default();
+        let inside = Ownership::atomic();
         for (i, (d, l)) in da.iter().zip(la).enumerate() {
             self.path.push(Seg::Index(i));
             if l.is_null() && !is_empty(d) {
                 self.added(d);
             } else {
-                self.value(d, l, &none, field);
+                self.value(d, l, &inside, field);
             }
             self.path.pop();
         }
@@ -861,6 +872,55 @@ mod tests {
                 "+ spec.automountServiceAccountToken: false"
             ]
         );
+    }
+
+    #[test]
+    fn a_port_dropped_inside_an_atomic_list_is_a_change() {
+        // NetworkPolicy `ingress` is atomic: the server records it as a leaf, and an apply
+        // replaces it whole. Dropping port 9090 in git must be planned.
+        let policy = |ports: Value| {
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"podSelector": {}, "ingress": [{"ports": ports}]}})
+        };
+        let mut live =
+            policy(json!([{"port": 80, "protocol": "TCP"}, {"port": 9090, "protocol": "TCP"}]));
+        live["metadata"]["managedFields"] = json!([{"manager": "tally", "operation": "Apply",
+            "fieldsV1": {"f:spec": {"f:podSelector": {}, "f:ingress": {}}}}]);
+        let c = changes(policy(json!([{"port": 80}])), live.clone());
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].starts_with("- spec.ingress[0].ports[port=9090"),
+            "{c:?}"
+        );
+        // Defaults the server adds inside it (protocol) are not changes.
+        assert_eq!(
+            changes(policy(json!([{"port": 80}, {"port": 9090}])), live),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_subject_dropped_from_an_atomic_list_is_a_change() {
+        // RoleBinding `subjects` is atomic on a real server: `f:subjects: {}`, no `k:` entries.
+        let binding = |names: &[&str]| {
+            let subjects: Vec<Value> = names
+                .iter()
+                .map(
+                    |n| json!({"kind": "User", "name": n, "apiGroup": "rbac.authorization.k8s.io"}),
+                )
+                .collect();
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "devs", "namespace": "shop"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "edit"},
+                "subjects": subjects})
+        };
+        let mut live = binding(&["alice", "mallory"]);
+        live["metadata"]["managedFields"] = json!([{"manager": "tally", "operation": "Apply",
+            "fieldsV1": {"f:roleRef": {}, "f:subjects": {}}}]);
+        let c = changes(binding(&["alice"]), live);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].starts_with("- subjects[name=mallory]"), "{c:?}");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Ownership<'a> {
     pub tally: Option<&'a Map<String, Value>>,
     /// Other managers' sets at this node.
     pub others: Vec<&'a Map<String, Value>>,
+    /// Inside a list the server keeps whole (`listType: atomic`): an apply replaces it, so an
+    /// item live holds and the desired state does not is removed, whoever added it.
+    pub atomic: bool,
 }
 
 impl<'a> Ownership<'a> {
@@ -67,12 +70,34 @@ impl<'a> Ownership<'a> {
         self.tally.is_none() && self.others.is_empty()
     }
 
+    /// The ownership of what lies inside an atomic list: nothing recorded, everything replaced.
+    pub fn atomic() -> Ownership<'a> {
+        Ownership {
+            atomic: true,
+            ..Ownership::default()
+        }
+    }
+
+    /// Whether the list at this node is kept whole by the server: already inside an atomic list,
+    /// or tally's set records the list as a leaf (`f:subjects: {}`) and no manager records items
+    /// (`k:`/`v:` entries), which is how the server records a `listType: atomic` field.
+    pub fn list_is_atomic(&self) -> bool {
+        self.atomic
+            || (self.tally.is_some_and(Map::is_empty)
+                && self.list_keys().is_none()
+                && !self.is_set())
+    }
+
     /// The ownership of child `key` (`f:name`, `k:{..}`, `v:..`).
     pub fn child(&self, key: &str) -> Ownership<'a> {
+        if self.atomic {
+            return Ownership::atomic();
+        }
         let get = |m: &&'a Map<String, Value>| m.get(key).and_then(Value::as_object);
         Ownership {
             tally: self.tally.and_then(|m| get(&m)),
             others: self.others.iter().filter_map(get).collect(),
+            atomic: false,
         }
     }
 
@@ -83,6 +108,9 @@ impl<'a> Ownership<'a> {
 
     /// The ownership of the keyed list item that `item` (a live item) is.
     pub fn item(&self, item: &Value) -> Ownership<'a> {
+        if self.atomic {
+            return Ownership::atomic();
+        }
         let find = |m: &'a Map<String, Value>| -> Option<&'a Map<String, Value>> {
             m.iter()
                 .find(|(k, _)| {
@@ -95,6 +123,7 @@ impl<'a> Ownership<'a> {
         Ownership {
             tally: self.tally.and_then(find),
             others: self.others.iter().filter_map(|m| find(m)).collect(),
+            atomic: false,
         }
     }
 
