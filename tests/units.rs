@@ -93,6 +93,31 @@ fn a_chart_rendered_by_helm_is_judged_at_its_template_lines() {
 }
 
 #[test]
+fn helm_values_files_are_given_to_helm() {
+    let dir = temp_dir("helm-values");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let args_file = dir.join("args");
+    let out = output(
+        tally_command()
+            .args([
+                "validate",
+                &format!("{UNITS}/chart"),
+                "--helm-values",
+                "prod.yaml",
+                "--format",
+                "json",
+            ])
+            .env("PATH", with_tools("bin-helm"))
+            .env("HELM_ARGS_FILE", &args_file),
+    );
+    let args = std::fs::read_to_string(&args_file).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(args.starts_with("template chart "), "{args}");
+    assert!(args.trim_end().ends_with("--values=prod.yaml"), "{args}");
+    assert_eq!(json(&out)["summary"]["objects"], 1);
+}
+
+#[test]
 fn a_kustomization_without_tools_checks_its_resources_not_its_patches() {
     let (_, report) = validate(&format!("{UNITS}/kustomize"), &no_tools());
     let got = findings(&report);

@@ -11,6 +11,7 @@ use tally_validator::gate::{self, GateOptions, GateReport};
 use tally_validator::policy::{self, PolicyConfig};
 use tally_validator::report::{self, Format, ReportOptions};
 use tally_validator::schema::{MissingSchema, SchemaOptions};
+use tally_validator::unit::UnitOptions;
 
 use crate::args::FailOn;
 use crate::exit::{CommandResult, Exit};
@@ -81,6 +82,10 @@ pub struct ValidateArgs {
     /// formats always list every finding.
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = ShowArg::Warning)]
     show: ShowArg,
+
+    /// A values file for every Helm chart met (repeatable; after the chart's own values.yaml).
+    #[arg(long, value_name = "FILE")]
+    helm_values: Vec<PathBuf>,
 
     /// Colour in the human format.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
@@ -165,6 +170,9 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
         excludes: args.exclude.clone(),
         policy,
         skip_policies: args.no_policies,
+        units: UnitOptions {
+            helm_values: args.helm_values.clone(),
+        },
     };
     let report = match &repo_root {
         Some(root) => layout_validate::validate_repo(root, &options, args.env.as_deref())

@@ -14,7 +14,7 @@ use crate::object::{Object, ObjectRef};
 use crate::policy::{PolicyConfig, PolicyEngine, SetIndex};
 use crate::schema::{SchemaError, SchemaOptions, SchemaRegistry};
 use crate::source::{self, Input, SourceError, SourceText};
-use crate::unit::{self, UnitKind};
+use crate::unit::{self, UnitKind, UnitOptions};
 use crate::yaml;
 
 /// Everything that configures one gate run.
@@ -31,6 +31,8 @@ pub struct GateOptions {
     pub policy: PolicyConfig,
     /// Schemas only: no policy runs (`--no-policies`).
     pub skip_policies: bool,
+    /// How charts and kustomizations met in the inputs are rendered (`--helm-values`).
+    pub units: UnitOptions,
 }
 
 /// Errors that stop a run (exit status 2).
@@ -154,12 +156,17 @@ pub struct Loaded {
 
 /// Reads and parses inputs in parallel. I/O errors on named inputs stop the run.
 pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
+    load_inputs_with(inputs, &UnitOptions::default())
+}
+
+/// As [`load_inputs`], rendering charts and kustomizations with `units`.
+pub fn load_inputs_with(inputs: &[Input], units: &UnitOptions) -> Result<Loaded, GateError> {
     let per_file: Vec<InputObjects> = inputs
         .par_iter()
         .map(|input| {
             let name: Arc<str> = Arc::from(input.display_name());
             if let Input::Unit(kind, dir) = input {
-                return Ok(unit_objects(*kind, dir, &name));
+                return Ok(unit_objects(*kind, dir, &name, units));
             }
             let bytes = source::read_bytes(input)?;
             Ok(match source::decode(&name, bytes) {
@@ -206,8 +213,13 @@ pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
 type InputObjects = (Arc<str>, Vec<(Arc<str>, Arc<str>)>, FileObjects);
 
 /// A chart or kustomization rendered, as one input's worth of objects and texts.
-fn unit_objects(kind: UnitKind, dir: &std::path::Path, name: &Arc<str>) -> InputObjects {
-    let out = unit::load(kind, dir, name);
+fn unit_objects(
+    kind: UnitKind,
+    dir: &std::path::Path,
+    name: &Arc<str>,
+    units: &UnitOptions,
+) -> InputObjects {
+    let out = unit::load(kind, dir, name, units);
     (
         Arc::clone(name),
         out.sources,
@@ -292,7 +304,7 @@ fn is_config(input: &Input, config: Option<&std::path::Path>) -> bool {
 pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateError> {
     let mut inputs = source::discover(paths, &options.excludes)?;
     inputs.retain(|i| !is_config(i, options.policy.path.as_deref()));
-    let mut loaded = load_inputs(&inputs)?;
+    let mut loaded = load_inputs_with(&inputs, &options.units)?;
     let mut registry = SchemaRegistry::new(options.schema.clone())?;
     if !options.crds.is_empty() {
         let mut crd_inputs = source::discover(&options.crds, &[])?;

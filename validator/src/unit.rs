@@ -76,10 +76,18 @@ pub struct UnitOutput {
     pub sources: Vec<FileText>,
 }
 
+/// How units are rendered.
+#[derive(Debug, Clone, Default)]
+pub struct UnitOptions {
+    /// Values files given to every `helm template` (`--helm-values`), after the chart's own
+    /// `values.yaml`.
+    pub helm_values: Vec<PathBuf>,
+}
+
 /// Renders the unit at `dir` (shown as `shown`) and maps what it renders back to its files.
-pub fn load(kind: UnitKind, dir: &Path, shown: &str) -> UnitOutput {
+pub fn load(kind: UnitKind, dir: &Path, shown: &str, options: &UnitOptions) -> UnitOutput {
     match kind {
-        UnitKind::Chart => chart(dir, shown),
+        UnitKind::Chart => chart(dir, shown, options),
         UnitKind::Kustomization => kustomization(dir, shown),
     }
 }
@@ -128,7 +136,7 @@ fn run(tool: &str, args: &[&str], dir: Option<&Path>) -> Result<Option<String>, 
 // ---------------------------------------------------------------------------------------------
 // Helm charts
 
-fn chart(dir: &Path, shown: &str) -> UnitOutput {
+fn chart(dir: &Path, shown: &str, options: &UnitOptions) -> UnitOutput {
     let chart_file = Path::new(shown)
         .join("Chart.yaml")
         .to_string_lossy()
@@ -139,7 +147,14 @@ fn chart(dir: &Path, shown: &str) -> UnitOutput {
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "release".into());
     let dir_arg = dir.to_string_lossy().into_owned();
-    let text = match run("helm", &["template", &release, &dir_arg], None) {
+    let values: Vec<String> = options
+        .helm_values
+        .iter()
+        .map(|v| format!("--values={}", v.display()))
+        .collect();
+    let mut args = vec!["template", release.as_str(), dir_arg.as_str()];
+    args.extend(values.iter().map(String::as_str));
+    let text = match run("helm", &args, None) {
         Ok(Some(text)) => text,
         Ok(None) => {
             return UnitOutput {
