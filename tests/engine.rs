@@ -295,6 +295,33 @@ fn a_deployment_that_never_becomes_ready_stops_the_apply_and_prunes_nothing() {
 }
 
 #[test]
+fn a_fix_after_a_rollout_past_its_deadline_applies_and_is_healthy() {
+    let c = setup("deadline-fix");
+    assert_eq!(c.apply().status.code(), Some(0));
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: 1.5.0-rc.1",
+        "web: fail-1.5.0",
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("ProgressDeadlineExceeded"),
+        "{}",
+        text(&out)
+    );
+    // The fix: the deadline the last rollout exceeded belongs to the previous generation and
+    // must not fail this one.
+    c.edit(
+        "environments/staging/environment.yaml",
+        "web: fail-1.5.0",
+        "web: 1.5.1",
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
 fn api_faults_mid_apply_are_retried() {
     let c = setup("faults");
     c.server
