@@ -161,14 +161,15 @@ impl RuleDoc {
     }
 }
 
-/// One cause, one finding: a schema error at the very spot where a template was left in the
-/// manifest (`replicas: {{ .Values.replicas }}` is also "expected integer, found object") is the
-/// template's consequence, and is dropped. Call on sorted findings.
+/// One cause, one finding: a schema error at the very spot where a template or a placeholder was
+/// left in the manifest (`replicas: {{ .Values.replicas }}` is also "expected integer, found
+/// object"; `lun: <ADD LUN ID Here>` also "expected integer") is its consequence, and is
+/// dropped. Call on sorted findings.
 pub fn drop_consequences(findings: &mut Vec<Finding>) {
-    const LEFTOVER: &str = "template-leftover";
+    const CAUSES: [&str; 2] = ["template-leftover", "unrendered-placeholder"];
     let leftovers: std::collections::HashSet<(&str, Pos)> = findings
         .iter()
-        .filter(|f| f.rule == LEFTOVER)
+        .filter(|f| CAUSES.contains(&f.rule))
         .map(|f| (&*f.file, f.pos))
         .collect();
     if leftovers.is_empty() {

@@ -7,6 +7,11 @@
 //! configuration (`kustomization.yaml`, skaffold, kind, kubeadm, kubeconfig files) are skipped
 //! too, in any file. A document that looks like an object but lacks its `apiVersion`, `kind` or
 //! name stays an error.
+//!
+//! A file of plain text template placeholders (`replicas: {{replicas}}`, filled in by a script
+//! before it is applied) is a template, not a manifest: one `unit-not-rendered` warning at the
+//! first placeholder, and its objects are not judged, as a chart's are not before it is
+//! rendered. A Helm chart's syntax leaked into a manifest is the policy `template-leftover`'s.
 
 use std::sync::Arc;
 
@@ -15,7 +20,8 @@ use serde_json::Value;
 use crate::finding::{Finding, Severity};
 use crate::object::{Object, ObjectRef, Provenance};
 use crate::position::PosNode;
-use crate::yaml::{LoadedYaml, YamlDocument};
+use crate::unit;
+use crate::yaml::{self, LoadedYaml, YamlDocument};
 
 /// Rule ids raised while turning documents into objects.
 pub mod rules {
@@ -101,6 +107,7 @@ fn shape(value: &Value) -> Shape {
 /// Turns a loaded YAML stream into objects.
 pub fn objects_from(file: &Arc<str>, loaded: LoadedYaml) -> FileObjects {
     let shapes: Vec<Shape> = loaded.documents.iter().map(|d| shape(&d.value)).collect();
+    let template = template_placeholder(&loaded);
     let mut out = FileObjects {
         objects: Vec::new(),
         findings: loaded.findings,
@@ -111,6 +118,21 @@ pub fn objects_from(file: &Arc<str>, loaded: LoadedYaml) -> FileObjects {
     // count, as nobody can tell what a broken file was meant to be.
     if !shapes.contains(&Shape::Object) {
         out.skipped = shapes.iter().any(|s| *s != Shape::Empty);
+        return out;
+    }
+    if let Some((pos, text)) = template {
+        // The documents' own findings are the template's business; only the stream's
+        // (syntax, encoding) stay.
+        out.findings.push(Finding::new(
+            unit::rules::NOT_RENDERED,
+            Severity::Warning,
+            file,
+            pos,
+            format!(
+                "this file is a template (`{text}` is filled in before it is applied): render \
+                 it and check the output; its objects were not checked"
+            ),
+        ));
         return out;
     }
     for (doc, shape) in loaded.documents.into_iter().zip(shapes) {
@@ -159,6 +181,70 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
         }
     }
     out.findings.append(&mut findings);
+}
+
+/// The first plain text template placeholder (`{{name}}`) in a file's keys or single-line
+/// values, with its position and text.
+fn template_placeholder(loaded: &LoadedYaml) -> Option<(crate::finding::Pos, String)> {
+    fn walk(v: &Value, pointer: &mut String, found: &mut Option<String>) -> Option<usize> {
+        match v {
+            Value::String(s) if !s.contains('\n') => {
+                let at = yaml::placeholder(s)?;
+                *found = Some(s[at..].split("}}").next().unwrap_or("").to_owned() + "}}");
+                Some(0)
+            }
+            Value::Object(map) => map.iter().find_map(|(k, child)| {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&crate::position::escape_segment(k));
+                let hit = walk(child, pointer, found);
+                if hit.is_none() {
+                    pointer.truncate(len);
+                }
+                hit
+            }),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, child)| {
+                let len = pointer.len();
+                pointer.push_str(&format!("/{i}"));
+                let hit = walk(child, pointer, found);
+                if hit.is_none() {
+                    pointer.truncate(len);
+                }
+                hit
+            }),
+            _ => None,
+        }
+    }
+    for doc in &loaded.documents {
+        // `key: {{name}}` breaks the mapping: the reader reports it as a leftover at its line.
+        let broken = doc
+            .findings
+            .iter()
+            .filter(|f| {
+                f.rule == yaml::rules::TEMPLATE_LEFTOVER && yaml::placeholder(&f.message).is_some()
+            })
+            .map(|f| {
+                let text = f.message.split('`').nth(1).unwrap_or("{{...}}").to_owned();
+                (f.pos, text)
+            })
+            .next();
+        let mut pointer = String::new();
+        let mut text = None;
+        let in_value = walk(&doc.value, &mut pointer, &mut text).map(|_| {
+            (
+                doc.positions.locate(&pointer).value,
+                text.unwrap_or_default(),
+            )
+        });
+        let first = match (broken, in_value) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        if first.is_some() {
+            return first;
+        }
+    }
+    None
 }
 
 fn is_list(value: &Value) -> bool {
@@ -372,6 +458,26 @@ mod tests {
         // A tool's config beside objects is set aside; the objects are judged.
         let o = objects(
             "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+        );
+        assert!(o.findings.is_empty(), "{:?}", o.findings);
+        assert_eq!(o.objects.len(), 1);
+    }
+
+    #[test]
+    fn files_of_text_template_placeholders_are_templates_not_manifests() {
+        let o = objects(
+            "kind: ReplicationController\napiVersion: v1\nmetadata:\n  name: vtgate-{{uid}}\nspec:\n  replicas: {{replicas}}\n",
+        );
+        let got: Vec<_> = o
+            .findings
+            .iter()
+            .map(|f| (f.rule, f.pos.line, f.severity))
+            .collect();
+        assert_eq!(got, [(unit::rules::NOT_RENDERED, 4, Severity::Warning)]);
+        assert!(o.objects.is_empty());
+        // Go templates in data (Prometheus, Alertmanager) are not placeholders.
+        let o = objects(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  s: \"{{ $labels.x }} {{ .Status }}\"\n",
         );
         assert!(o.findings.is_empty(), "{:?}", o.findings);
         assert_eq!(o.objects.len(), 1);

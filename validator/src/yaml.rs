@@ -589,6 +589,30 @@ pub(crate) fn helm_leftover(text: &str) -> Option<usize> {
     None
 }
 
+/// Where a placeholder of a plain text template starts in `text`: `{{name}}`, a bare identifier
+/// between double braces, as sed scripts, mustache and envsubst-like tools fill in. Go templates
+/// (`{{ $labels.x }}`, `{{ .Status }}`, `{{ if ... }}`) are not such placeholders.
+pub(crate) fn placeholder(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("{{") {
+        let at = from + i;
+        let inner = &text[at + 2..];
+        if let Some(end) = inner.find("}}") {
+            let name = inner[..end].trim();
+            let mut chars = name.chars();
+            let identifier = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if identifier && !matches!(name, "end" | "else") {
+                return Some(at);
+            }
+        }
+        from = at + 2;
+    }
+    None
+}
+
 /// Whether a line is nothing but a template control action at the start of the line
 /// (`{{- if ... }}`, `{{ end }}`): a chart's structure, which no YAML value holds.
 fn control_line(line: &str) -> bool {

@@ -61,10 +61,11 @@ const RULES: &[RuleDoc] = &[
     ),
     doc(
         unit::rules::NOT_RENDERED,
-        "A Helm chart or kustomization that was not rendered, so its objects were not checked.",
+        "A template (a Helm chart, a kustomization, a file of `{{name}}` placeholders) that was \
+         not rendered, so its objects were not checked.",
         Some(
             "Install helm (charts) or kustomize or kubectl (kustomizations) where tally runs, or \
-             fix the error the tool printed.",
+             fix the error the tool printed; check a placeholder template's rendered output.",
         ),
     ),
     doc(

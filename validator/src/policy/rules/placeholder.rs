@@ -57,7 +57,7 @@ pub(crate) fn unrendered_placeholder(s: &Subject<'_>, out: &mut Out<'_>) {
     }
     walk(&obj.value, None, &mut |s, path| {
         if let Some(what) = is_placeholder(s) {
-            out.report(
+            out.report_value(
                 UNRENDERED_PLACEHOLDER,
                 obj,
                 &pointer(path),
@@ -348,7 +348,10 @@ data:
   script: |
     echo usage: run <NAME>
 ";
-        assert_eq!(at(UNRENDERED_PLACEHOLDER, cm), [(7, 5), (10, 3), (11, 13)]);
+        assert_eq!(
+            at(UNRENDERED_PLACEHOLDER, cm),
+            [(7, 24), (10, 11), (11, 13)]
+        );
     }
 
     #[test]
