@@ -321,6 +321,87 @@ fn a_fix_after_a_rollout_past_its_deadline_applies_and_is_healthy() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
+/// A NetworkPolicy with two ports and a RoleBinding with two subjects, in the api app.
+const ACCESS: &str = "\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: api-ingress
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: api
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: ingress-nginx
+      ports:
+        - port: 8080
+        - port: 9090
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: api-readers
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: view
+subjects:
+  - kind: User
+    name: alice
+    apiGroup: rbac.authorization.k8s.io
+  - kind: User
+    name: mallory
+    apiGroup: rbac.authorization.k8s.io
+";
+
+#[test]
+fn what_git_removes_from_a_list_the_server_keeps_whole_is_removed() {
+    let c = setup("list-removal");
+    let file = c.repo().join("apps/api/manifests/access.yaml");
+    std::fs::write(&file, ACCESS).unwrap_or_else(|e| panic!("{e}"));
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let store = c.server.store();
+    let live_ports = || {
+        store
+            .get("networkpolicies.networking.k8s.io", "shop", "api-ingress")
+            .map(|p| p["spec"]["ingress"][0]["ports"].clone())
+    };
+    let live_subjects = || {
+        store
+            .get(
+                "rolebindings.rbac.authorization.k8s.io",
+                "shop",
+                "api-readers",
+            )
+            .map(|b| b["subjects"].as_array().map_or(0, Vec::len))
+    };
+    assert_eq!(live_ports(), Some(json!([{"port": 8080}, {"port": 9090}])));
+    assert_eq!(live_subjects(), Some(2));
+
+    c.edit(
+        "apps/api/manifests/access.yaml",
+        "        - port: 9090\n",
+        "",
+    );
+    c.edit(
+        "apps/api/manifests/access.yaml",
+        "  - kind: User\n    name: mallory\n    apiGroup: rbac.authorization.k8s.io\n",
+        "",
+    );
+    let plan = c.run("plan", &[]);
+    assert_eq!(plan.status.code(), Some(3), "{}", text(&plan));
+    assert!(text(&plan).contains("2 to update"), "{}", text(&plan));
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(live_ports(), Some(json!([{"port": 8080}])));
+    assert_eq!(live_subjects(), Some(1));
+}
+
 #[test]
 fn api_faults_mid_apply_are_retried() {
     let c = setup("faults");

@@ -168,8 +168,11 @@ fn item_has_key(item: &Value, key: &Map<String, Value>) -> bool {
 }
 
 /// The merge keys of a list of objects, from its field name and items, when the recorded managed
-/// fields do not tell: Kubernetes' well-known associative lists, or `name` when every item has
-/// one. `None` means an atomic list, compared position by position.
+/// fields do not tell: Kubernetes' well-known associative lists (those the built-in types key
+/// with `+listMapKey` or `+patchMergeKey`). `None` means an atomic list, compared position by
+/// position, as the server treats every list its schema does not key (a RoleBinding's
+/// `subjects`, a custom resource's lists): comparing such a list by a guessed key would miss an
+/// item the apply removes.
 pub fn known_list_keys(field: &str, items: &[&Value]) -> Option<Vec<String>> {
     let every = |k: &str| !items.is_empty() && items.iter().all(|i| i.get(k).is_some());
     let keys: &[&str] = match field {
@@ -180,14 +183,15 @@ pub fn known_list_keys(field: &str, items: &[&Value]) -> Option<Vec<String>> {
         | "env"
         | "imagePullSecrets"
         | "volumeDevices"
-        | "resourceClaims" => &["name"],
+        | "resourceClaims"
+        | "schedulingGates" => &["name"],
         "volumeMounts" => &["mountPath"],
         "hostAliases" => &["ip"],
         "conditions" => &["type"],
         "topologySpreadConstraints" => &["topologyKey", "whenUnsatisfiable"],
         "ports" if every("containerPort") => &["containerPort", "protocol"],
         "ports" if every("port") => &["port", "protocol"],
-        _ if every("name") && items.iter().all(|i| i.is_object()) => &["name"],
+        "secrets" if every("name") => &["name"],
         _ => return None,
     };
     Some(keys.iter().map(|k| (*k).to_owned()).collect())

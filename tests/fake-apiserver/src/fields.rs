@@ -125,12 +125,12 @@ impl FieldSet {
                             continue;
                         }
                         path.push(PathElement::Field(mk.clone()));
-                        collect(mv, Some(mk), &mut path, &mut set, strict)?;
+                        collect(mv, &mut path, &mut set, strict)?;
                         path.pop();
                     }
                 }
             } else if !value.is_null() {
-                collect(value, Some(key), &mut path, &mut set, strict)?;
+                collect(value, &mut path, &mut set, strict)?;
             }
             path.pop();
         }
@@ -249,44 +249,90 @@ fn canonical_key(mut fields: Vec<(&str, &Value)>) -> String {
     Value::Object(map).to_string()
 }
 
-/// The key fields of an associative list, judged from the list's field name and its items;
-/// `None` for atomic lists. Mirrors the merge keys of the built-in types that matter most.
-pub fn list_key_fields(field: Option<&str>, items: &[Value]) -> Option<&'static [&'static str]> {
-    if items.is_empty() || !items.iter().all(Value::is_object) {
-        return None;
-    }
-    let candidates: &[&'static [&'static str]] = match field {
-        Some("volumeMounts") => &[&["mountPath"]],
-        Some("volumeDevices") => &[&["devicePath"]],
-        Some("ports") => &[&["containerPort", "protocol"], &["port", "protocol"]],
-        Some("conditions") => &[&["type"]],
-        Some("ownerReferences") => &[&["uid"]],
-        _ => &[&["name"]],
-    };
-    candidates
-        .iter()
-        .copied()
-        .find(|keys| items.iter().all(|item| item.get(keys[0]).is_some()))
+/// How the server keeps a list: its `x-kubernetes-list-type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListType {
+    /// Replaced whole by every write; recorded as one leaf.
+    Atomic,
+    /// A set of scalars, each recorded as `v:<json>`.
+    Set,
+    /// An associative list keyed by these fields, each item recorded as `k:<json>`.
+    Map(&'static [&'static str]),
 }
 
-/// The key of one list item, or `None` when the item lacks the primary key field.
+/// Fields that hold a container (their items have `ports`, `env`, `volumeMounts`).
+const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
+
+/// The list type of the list at `fields` (the field names from the object's root; list items
+/// are not steps). This is what the built-in types declare with `+listType`, `+listMapKey` and
+/// `+patchMergeKey` (the API server treats a merge key without a list type as a map keyed by
+/// it); every other list, including every list of a custom resource here, is atomic, as the
+/// real server treats a list its schema says nothing about.
+pub fn list_type(fields: &[&str]) -> ListType {
+    let Some((&last, before)) = fields.split_last() else {
+        return ListType::Atomic;
+    };
+    let parent = before.last().copied();
+    const NAME: &[&str] = &["name"];
+    match (parent, last) {
+        (_, list) if CONTAINER_LISTS.contains(&list) => ListType::Map(NAME),
+        (Some(c), "ports") if CONTAINER_LISTS.contains(&c) => {
+            ListType::Map(&["containerPort", "protocol"])
+        }
+        (Some(c), "env") if CONTAINER_LISTS.contains(&c) => ListType::Map(NAME),
+        (Some(c), "volumeMounts") if CONTAINER_LISTS.contains(&c) => ListType::Map(&["mountPath"]),
+        (Some(c), "volumeDevices") if CONTAINER_LISTS.contains(&c) => {
+            ListType::Map(&["devicePath"])
+        }
+        (Some("spec"), "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates") => {
+            ListType::Map(NAME)
+        }
+        (Some("spec"), "hostAliases") => ListType::Map(&["ip"]),
+        (Some("spec"), "topologySpreadConstraints") => {
+            ListType::Map(&["topologyKey", "whenUnsatisfiable"])
+        }
+        // A Service's ports: the only `ports` right under `spec`.
+        (Some("spec"), "ports") if before.len() == 1 => ListType::Map(&["port", "protocol"]),
+        (Some("metadata"), "ownerReferences") if before.len() == 1 => ListType::Map(&["uid"]),
+        (Some("metadata"), "finalizers") if before.len() == 1 => ListType::Set,
+        (_, "conditions") if fields.first() == Some(&"status") => ListType::Map(&["type"]),
+        // A ServiceAccount's secrets.
+        (None, "secrets") => ListType::Map(NAME),
+        _ => ListType::Atomic,
+    }
+}
+
+/// The value a key field takes when an item leaves it out (the schema's default).
+fn key_default(field: &str) -> Option<Value> {
+    (field == "protocol").then(|| Value::String("TCP".into()))
+}
+
+/// The key of one list item: its key fields (defaulted where the schema defaults them), or
+/// `None` when the item lacks one that has no default.
 pub fn item_key(item: &Value, keys: &[&str]) -> Option<String> {
     let map = item.as_object()?;
-    map.get(*keys.first()?)?;
-    let fields: Vec<(&str, &Value)> = keys
-        .iter()
-        .filter_map(|k| map.get(*k).map(|v| (*k, v)))
-        .collect();
-    Some(canonical_key(fields))
+    let mut fields = Vec::with_capacity(keys.len());
+    for k in keys {
+        let value = match map.get(*k) {
+            Some(v) => v.clone(),
+            None => key_default(k)?,
+        };
+        fields.push((*k, value));
+    }
+    Some(canonical_key(fields.iter().map(|(k, v)| (*k, v)).collect()))
 }
 
-fn collect(
-    value: &Value,
-    field: Option<&str>,
-    path: &mut Path,
-    set: &mut FieldSet,
-    strict: bool,
-) -> Result<(), String> {
+/// The field names of a path (its list steps left out).
+pub fn field_names(path: &[PathElement]) -> Vec<&str> {
+    path.iter()
+        .filter_map(|e| match e {
+            PathElement::Field(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn collect(value: &Value, path: &mut Path, set: &mut FieldSet, strict: bool) -> Result<(), String> {
     match value {
         Value::Object(map) if map.values().any(|v| !v.is_null()) => {
             for (key, child) in map {
@@ -294,12 +340,12 @@ fn collect(
                     continue;
                 }
                 path.push(PathElement::Field(key.clone()));
-                collect(child, Some(key), path, set, strict)?;
+                collect(child, path, set, strict)?;
                 path.pop();
             }
         }
-        Value::Array(items) => match list_key_fields(field, items) {
-            Some(keys) => {
+        Value::Array(items) => match list_type(&field_names(path)) {
+            ListType::Map(keys) if !items.is_empty() => {
                 let mut seen = BTreeSet::new();
                 let mut keyed = Vec::with_capacity(items.len());
                 for item in items {
@@ -322,11 +368,18 @@ fn collect(
                 for (key, item) in keyed {
                     path.push(PathElement::Key(key));
                     set.insert(path.clone());
-                    collect(item, None, path, set, strict)?;
+                    collect(item, path, set, strict)?;
                     path.pop();
                 }
             }
-            None => set.insert(path.clone()),
+            ListType::Set if !items.is_empty() => {
+                for item in items {
+                    path.push(PathElement::Value(item.to_string()));
+                    set.insert(path.clone());
+                    path.pop();
+                }
+            }
+            _ => set.insert(path.clone()),
         },
         _ => set.insert(path.clone()),
     }
@@ -417,8 +470,12 @@ fn find_keyed(items: &[Value], key: &str) -> Option<usize> {
     let wanted: Value = serde_json::from_str(key).ok()?;
     let fields: Vec<&str> = wanted.as_object()?.keys().map(String::as_str).collect();
     items.iter().position(|item| {
-        item.as_object()
-            .is_some_and(|m| fields.iter().all(|f| m.get(*f) == wanted.get(*f)))
+        item.as_object().is_some_and(|m| {
+            fields.iter().all(|f| {
+                let value = m.get(*f).cloned().or_else(|| key_default(f));
+                value.as_ref() == wanted.get(*f)
+            })
+        })
     })
 }
 
@@ -534,10 +591,40 @@ mod tests {
             json!({"name": "data", "mountPath": "/a"}),
             json!({"name": "data", "mountPath": "/b"}),
         ];
+        let keys = ["mountPath"];
+        assert_ne!(item_key(&items[0], &keys), item_key(&items[1], &keys));
+        let container = ["spec", "template", "spec", "containers"];
         assert_eq!(
-            list_key_fields(Some("volumeMounts"), &items),
-            Some(&["mountPath"][..])
+            list_type(&[&container[..], &["volumeMounts"]].concat()),
+            ListType::Map(&["mountPath"])
         );
-        assert_eq!(list_key_fields(Some("args"), &[json!("x")]), None);
+        assert_eq!(
+            list_type(&[&container[..], &["args"]].concat()),
+            ListType::Atomic
+        );
+    }
+
+    #[test]
+    fn list_types_follow_the_built_in_schemas() {
+        // Keyed by name only where the type says so: a RoleBinding's subjects and a
+        // NetworkPolicy's rules are atomic.
+        assert_eq!(list_type(&["subjects"]), ListType::Atomic);
+        assert_eq!(list_type(&["spec", "ingress"]), ListType::Atomic);
+        assert_eq!(list_type(&["rules"]), ListType::Atomic);
+        assert_eq!(
+            list_type(&["spec", "ports"]),
+            ListType::Map(&["port", "protocol"])
+        );
+        assert_eq!(list_type(&["metadata", "finalizers"]), ListType::Set);
+        assert_eq!(
+            list_type(&["status", "conditions"]),
+            ListType::Map(&["type"])
+        );
+        // A port without a protocol is keyed with the default one.
+        let port = json!({"containerPort": 80});
+        assert_eq!(
+            item_key(&port, &["containerPort", "protocol"]).as_deref(),
+            Some(r#"{"containerPort":80,"protocol":"TCP"}"#)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Server-side apply and the managed-fields bookkeeping of ordinary writes.
 //!
 //! A faithful-enough model of the API server's structured merge: maps merge by key, associative
-//! lists (containers, env, ports, volumes, ... see [`crate::fields::list_key_fields`]) merge by
+//! lists (containers, env, ports, volumes, ... see [`crate::fields::list_type`]) merge by
 //! their key, other lists and scalars are replaced. Each manager's fields are recorded in
 //! `metadata.managedFields`; an apply that changes a field another manager owns is a conflict
 //! unless forced; fields a manager applied before and omits now are removed unless another
@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::fields::{self, FieldSet, Path, PathElement, Scope};
+use crate::fields::{self, FieldSet, ListType, Path, PathElement, Scope};
 
 /// `operation` of a managed-fields entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,12 +173,20 @@ fn strip_nulls(value: &mut Value) {
 
 /// Merges an applied configuration into an object: maps by key, associative lists by key (the
 /// applied items in their order, then the items only the object has), everything else replaced.
-pub fn merge(target: &mut Value, applied: &Value, field: Option<&str>) {
+pub fn merge(target: &mut Value, applied: &Value) {
+    merge_at(target, applied, &mut Vec::new());
+}
+
+fn merge_at<'a>(target: &mut Value, applied: &'a Value, fields: &mut Vec<&'a str>) {
     match (target, applied) {
         (Value::Object(live), Value::Object(config)) => {
             for (key, value) in config {
                 match live.get_mut(key) {
-                    Some(existing) => merge(existing, value, Some(key)),
+                    Some(existing) => {
+                        fields.push(key);
+                        merge_at(existing, value, fields);
+                        fields.pop();
+                    }
                     None => {
                         live.insert(key.clone(), value.clone());
                     }
@@ -186,7 +194,7 @@ pub fn merge(target: &mut Value, applied: &Value, field: Option<&str>) {
             }
         }
         (Value::Array(live), Value::Array(config)) => {
-            let Some(keys) = fields::list_key_fields(field, config) else {
+            let ListType::Map(keys) = fields::list_type(fields) else {
                 *live = config.clone();
                 return;
             };
@@ -200,7 +208,7 @@ pub fn merge(target: &mut Value, applied: &Value, field: Option<&str>) {
                 });
                 match found.and_then(Option::take) {
                     Some(mut existing) => {
-                        merge(&mut existing, item, None);
+                        merge_at(&mut existing, item, fields);
                         merged.push(existing);
                     }
                     None => merged.push(item.clone()),
@@ -292,7 +300,7 @@ pub fn apply(
     if let Some(meta) = result.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.shift_remove("managedFields");
     }
-    merge(&mut result, &config, None);
+    merge(&mut result, &config);
 
     // Fields this manager applied before and omits now go, unless someone else still holds them.
     let others_own = |path: &Path, entries: &[ManagedEntry]| {
@@ -583,7 +591,6 @@ mod tests {
         merge(
             &mut live,
             &json!({"spec": {"containers": [{"name": "app", "args": ["3"]}]}}),
-            None,
         );
         assert_eq!(
             live,
