@@ -587,7 +587,7 @@ mod tests {
 
     #[test]
     fn volume_mounts_key_by_mount_path() {
-        let items = vec![
+        let items = [
             json!({"name": "data", "mountPath": "/a"}),
             json!({"name": "data", "mountPath": "/b"}),
         ];
