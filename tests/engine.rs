@@ -380,7 +380,8 @@ fn what_git_removes_from_a_list_the_server_keeps_whole_is_removed() {
             )
             .map(|b| b["subjects"].as_array().map_or(0, Vec::len))
     };
-    assert_eq!(live_ports(), Some(json!([{"port": 8080}, {"port": 9090}])));
+    let port = |n: u16| json!({"port": n, "protocol": "TCP"});
+    assert_eq!(live_ports(), Some(json!([port(8080), port(9090)])));
     assert_eq!(live_subjects(), Some(2));
 
     c.edit(
@@ -398,7 +399,7 @@ fn what_git_removes_from_a_list_the_server_keeps_whole_is_removed() {
     assert!(text(&plan).contains("2 to update"), "{}", text(&plan));
     let out = c.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(live_ports(), Some(json!([{"port": 8080}])));
+    assert_eq!(live_ports(), Some(json!([port(8080)])));
     assert_eq!(live_subjects(), Some(1));
 }
 

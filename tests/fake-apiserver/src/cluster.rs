@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use crate::admission::{self, Mutation};
 use crate::clock;
 use crate::fields::Scope;
 use crate::resources::{Registry, ResourceType};
@@ -96,6 +97,7 @@ struct State {
     history_limit: usize,
     counter: u64,
     seed: u64,
+    mutations: Vec<Mutation>,
 }
 
 /// The cluster's state, shared by the HTTP handlers, the simulated controller and the
@@ -131,9 +133,15 @@ impl Cluster {
                 history_limit: history_limit.max(1),
                 counter: 0,
                 seed,
+                mutations: Vec::new(),
             }),
             events,
         }
+    }
+
+    /// Sets the simulated mutating webhooks.
+    pub fn set_mutations(&self, mutations: Vec<Mutation>) {
+        self.lock().mutations = mutations;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -450,7 +458,10 @@ impl Cluster {
             new
         };
         keep_server_fields(&live, &mut new, rt, version)?;
-        apply_defaults(rt, &mut new);
+        if !status {
+            admit(state, rt, &mut new);
+            admission::check_immutable(rt, &live, &new)?;
+        }
         bump_generation(&live, &mut new);
         check_crd(state, rt, &new)?;
         let write = Write {
@@ -555,7 +566,10 @@ impl Cluster {
             }
             Some(live) => {
                 keep_server_fields(live, &mut new, rt, version)?;
-                apply_defaults(rt, &mut new);
+                if !status {
+                    admit(&state, rt, &mut new);
+                    admission::check_immutable(rt, live, &new)?;
+                }
                 bump_generation(live, &mut new);
                 check_crd(&state, rt, &new)?;
                 if same_content(live, &new) && !opts.dry_run {
@@ -943,7 +957,9 @@ fn finish_new(
     meta.insert("creationTimestamp".into(), json!(clock::now_rfc3339()));
     meta.insert("generation".into(), json!(1));
     meta.shift_remove("resourceVersion");
-    apply_defaults(rt, obj);
+    admit(state, rt, obj);
+    let n = next_random(state);
+    admission::allocate_cluster_ip(rt, obj, n);
     check_crd(state, rt, obj)
 }
 
@@ -978,35 +994,10 @@ fn keep_server_fields(
     Ok(())
 }
 
-/// Defaults the real API server fills in that health checks rely on.
-fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
-    let Some(map) = obj.as_object_mut() else {
-        return;
-    };
-    match (rt.group.as_str(), rt.plural.as_str()) {
-        ("", "namespaces") => {
-            let spec = map.entry("spec").or_insert_with(|| json!({}));
-            if let Some(spec) = spec.as_object_mut() {
-                spec.entry("finalizers")
-                    .or_insert_with(|| json!(["kubernetes"]));
-            }
-            let status = map.entry("status").or_insert_with(|| json!({}));
-            if let Some(status) = status.as_object_mut() {
-                status.entry("phase").or_insert_with(|| json!("Active"));
-            }
-        }
-        ("apps", "deployments" | "statefulsets" | "replicasets") => {
-            let spec = map.entry("spec").or_insert_with(|| json!({}));
-            if let Some(spec) = spec.as_object_mut() {
-                spec.entry("replicas").or_insert_with(|| json!(1));
-                if rt.plural == "deployments" {
-                    spec.entry("progressDeadlineSeconds")
-                        .or_insert_with(|| json!(600));
-                }
-            }
-        }
-        _ => {}
-    }
+/// Defaulting, then the mutating webhooks.
+fn admit(state: &State, rt: &ResourceType, obj: &mut Value) {
+    admission::default(rt, obj);
+    admission::mutate(rt, &state.mutations, obj);
 }
 
 /// `metadata.generation` counts changes outside metadata and status.

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 mod clock;
 mod cluster;
 mod controller;
@@ -44,6 +45,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use admission::Mutation;
 pub use cluster::{ObjectKey, WatchStart};
 pub use faults::{Fault, Faults};
 pub use requests::{Counters, RequestRecord, Verb};
@@ -129,6 +131,8 @@ pub struct Config {
     pub seed_namespaces: bool,
     /// The Kubernetes version `/version` reports (major, minor).
     pub kubernetes_version: (u32, u32),
+    /// Simulated mutating admission webhooks.
+    pub mutations: Vec<Mutation>,
 }
 
 impl Default for Config {
@@ -140,6 +144,7 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(1),
             seed_namespaces: true,
             kubernetes_version: (1, 33),
+            mutations: Vec::new(),
         }
     }
 }
@@ -160,6 +165,17 @@ impl Config {
     /// Turns the workload controllers off (statuses stay empty).
     pub fn without_controller(mut self) -> Self {
         self.controller.enabled = false;
+        self
+    }
+
+    /// Adds a simulated mutating webhook: every write of `resource` (`deployments.apps`) gets
+    /// `value` at JSON `pointer`.
+    pub fn with_mutation(mut self, resource: &str, pointer: &str, value: Value) -> Self {
+        self.mutations.push(Mutation {
+            resource: resource.into(),
+            pointer: pointer.into(),
+            value,
+        });
         self
     }
 
@@ -212,6 +228,7 @@ async fn start(config: Config) -> Result<Handle, Error> {
         .unwrap_or_default()
         ^ u64::from(addr.port());
     let cluster = Arc::new(Cluster::new(config.watch_history, seed));
+    cluster.set_mutations(config.mutations.clone());
     if config.seed_namespaces
         && let Some(ns) = cluster.resolve("", "v1", "namespaces")
     {
