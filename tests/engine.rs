@@ -204,7 +204,10 @@ fn one_changed_field_is_one_apply() {
     let out = c.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let counters = c.server.counters();
-    assert_eq!(counters.get(Verb::Apply, "deployments.apps"), 1);
+    // The changed Deployment: one dry run by the plan (the server confirms the change), then
+    // the apply.
+    assert_eq!(counters.get(Verb::Apply, "deployments.apps"), 2);
+    assert_eq!(counters.dry_runs(), 1, "{counters:?}");
     assert_eq!(counters.writes(), 1, "{:?}", c.server.request_log());
     let api = c.server.store().get("deployments.apps", "shop", "api");
     assert_eq!(api.map(|d| d["spec"]["replicas"].clone()), Some(json!(3)));
@@ -401,6 +404,129 @@ fn what_git_removes_from_a_list_the_server_keeps_whole_is_removed() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(live_ports(), Some(json!([port(8080)])));
     assert_eq!(live_subjects(), Some(1));
+}
+
+/// The api Deployment's selector and pod labels, as the example has them.
+const API_SELECTOR: &str = "  selector:
+    matchLabels:
+      app.kubernetes.io/name: api
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: api
+";
+
+#[test]
+fn a_changed_selector_is_refused_before_any_write_and_replaced_when_allowed() {
+    let c = setup("immutable");
+    assert_eq!(c.apply().status.code(), Some(0));
+    let store = c.server.store();
+    let uid = || {
+        store
+            .get("deployments.apps", "shop", "api")
+            .and_then(|d| d["metadata"]["uid"].as_str().map(str::to_owned))
+    };
+    let first = uid();
+    let manifest = "apps/api/manifests/api.yaml";
+    c.edit(
+        manifest,
+        API_SELECTOR,
+        &API_SELECTOR
+            .replace(
+                "      app.kubernetes.io/name: api\n  template",
+                "      app.kubernetes.io/name: api\n      tier: backend\n  template",
+            )
+            .replace(
+                "        app.kubernetes.io/name: api\n",
+                "        app.kubernetes.io/name: api\n        tier: backend\n",
+            ),
+    );
+    let plan = c.run("plan", &[]);
+    let shown = text(&plan);
+    assert_eq!(plan.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains("± replace Deployment shop/api (spec.selector immutable)"),
+        "{shown}"
+    );
+    assert!(shown.contains("1 to replace"), "{shown}");
+
+    // Refused: nothing at all is written, and the message names the field and the way out.
+    c.server.reset_request_log();
+    let out = c.apply();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert!(
+        shown.contains("Deployment shop/api: the server refuses to change spec.selector in place"),
+        "{shown}"
+    );
+    assert!(shown.contains("tally.dev/recreate: enabled"), "{shown}");
+    assert_eq!(
+        c.server.counters().writes(),
+        0,
+        "{:?}",
+        c.server.request_log()
+    );
+    assert_eq!(uid(), first);
+
+    // Allowed: deleted and created again with the new selector.
+    c.edit(
+        manifest,
+        "kind: Deployment\nmetadata:\n  name: api\n",
+        "kind: Deployment\nmetadata:\n  name: api\n  annotations:\n    tally.dev/recreate: enabled\n",
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_ne!(uid(), first);
+    let selector = store
+        .get("deployments.apps", "shop", "api")
+        .map(|d| d["spec"]["selector"]["matchLabels"]["tier"].clone());
+    assert_eq!(selector, Some(json!("backend")));
+}
+
+#[test]
+fn a_value_a_webhook_rewrites_is_not_written_again_every_round() {
+    // A webhook pins every Deployment's image to a digest: live never equals git's tag.
+    let pinned = "registry.example.com/pinned@sha256:0123456789abcdef";
+    let c = setup_with(
+        "mutating-webhook",
+        Config::default()
+            .with_ready_delay(Duration::from_millis(100))
+            .with_mutation(
+                "deployments.apps",
+                "/spec/template/spec/containers/0/image",
+                json!(pinned),
+            ),
+    );
+    assert_eq!(c.apply().status.code(), Some(0));
+    let image = c
+        .server
+        .store()
+        .get("deployments.apps", "shop", "api")
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    assert_eq!(image, Some(json!(pinned)));
+
+    c.server.reset_request_log();
+    let plan = c.run("plan", &[]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let counters = c.server.counters();
+    assert_eq!(counters.writes(), 0, "{counters:?}");
+    // One dry run per Deployment the local diff flagged (web, api, ledger), per command.
+    assert_eq!(counters.dry_runs(), 6, "{counters:?}");
+
+    // The daemon asks once, then remembers the answer while nothing changes.
+    let (_daemon, log) = c.follow_tree("1", &[]);
+    eventually_logged("a first round", &log, || {
+        count_logged(&log, "reconciled") >= 1
+    });
+    c.server.reset_request_log();
+    eventually_logged("three more rounds", &log, || {
+        count_logged(&log, "reconciled") >= 4
+    });
+    let counters = c.server.counters();
+    assert_eq!(counters.writes(), 0, "{counters:?}");
+    assert_eq!(counters.dry_runs(), 0, "{counters:?}");
 }
 
 #[test]

@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tally_layout::validator::ObjectRef;
 
-use crate::cluster::{ApplyParams, Cluster};
+use crate::cluster::{ApplyParams, Cluster, Propagation};
+use crate::diff::Change;
 use crate::health::{self, Health};
 use crate::inventory::{self, Entry, Inventory, KeepReason};
 use crate::plan::{Plan, PlannedObject, get_entry};
@@ -229,6 +230,20 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
         ..Inventory::default()
     });
 
+    // An object the server refuses to update in place, and that may not be deleted and created
+    // again, stops the apply before anything is written.
+    let refused: Vec<String> = plan
+        .objects()
+        .filter_map(|o| match &o.change {
+            Change::Replace(r) if !r.recreate => Some(format!("{}: {}", o.id, r.refusal())),
+            _ => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        report.completion = Completion::NotStarted(refused.join("; "));
+        return report;
+    }
+
     // Record every object about to exist before creating any.
     let known = previous.keys();
     let adds_objects = desired_entries.iter().any(|e| !known.contains(&e.key()));
@@ -249,7 +264,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
     let new_namespaces: BTreeSet<&String> = plan
         .objects()
         .filter(|o| o.id.kind == "Namespace" && o.id.group().is_empty())
-        .filter(|o| matches!(o.change, crate::diff::Change::Create))
+        .filter(|o| matches!(o.change, Change::Create))
         .map(|o| &o.id.name)
         .collect();
 
@@ -306,6 +321,19 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                 {
                     w.skipped.push(o.id.clone());
                     continue;
+                }
+                if let Change::Replace(r) = &o.change {
+                    if options.dry_run {
+                        w.skipped.push(o.id.clone());
+                        continue;
+                    }
+                    if let Err(e) = delete_for_replace(cluster, o, options.wait_timeout).await {
+                        w.failed.push((
+                            o.id.clone(),
+                            format!("replacing ({}): {e}", r.immutable.join(", ")),
+                        ));
+                        continue;
+                    }
                 }
                 match apply_one(cluster, o, &params(o)).await {
                     Ok(mut stored) => {
@@ -455,6 +483,41 @@ async fn apply_one<C: Cluster>(
         .map_err(|e| e.to_string())
 }
 
+/// Deletes an object whose immutable fields change (its dependents first: foreground) and waits
+/// until it is gone, so that the apply after creates it anew.
+async fn delete_for_replace<C: Cluster>(
+    cluster: &C,
+    o: &PlannedObject,
+    timeout: Duration,
+) -> Result<(), String> {
+    let Some(resource) = &o.resource else {
+        return Ok(());
+    };
+    let ns = o.id.namespace.as_deref().filter(|_| resource.namespaced);
+    tracing::info!(object = %o.id, "deleting to create again: immutable fields change");
+    cluster
+        .delete(resource, ns, &o.id.name, Propagation::Foreground)
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match cluster.get(resource, ns, &o.id.name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "still being deleted after {}s (finalizers?)",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(Some(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
 enum Pruned {
     Deleted,
     Kept(KeepReason),
@@ -479,7 +542,7 @@ async fn prune_one<C: Cluster>(cluster: &C, plan: &Plan, e: &Entry) -> Result<Pr
     };
     let ns = e.namespace.as_deref().filter(|_| resource.namespaced);
     cluster
-        .delete(&resource, ns, &e.name)
+        .delete(&resource, ns, &e.name, Propagation::Background)
         .await
         .map(|()| Pruned::Deleted)
         .map_err(|err| err.to_string())

@@ -59,6 +59,17 @@ pub struct ApplyParams {
     pub as_user: Option<String>,
 }
 
+/// How a deletion treats the object's dependents (`propagationPolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// The object goes at once; the garbage collector deletes its dependents after.
+    #[default]
+    Background,
+    /// The object stays (with a finalizer) until its dependents are gone: when it is gone, so
+    /// are its pods.
+    Foreground,
+}
+
 /// A failed call to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClusterError {
@@ -181,13 +192,14 @@ pub trait Cluster: Send + Sync {
         params: &ApplyParams,
     ) -> impl Future<Output = Result<Value, ClusterError>> + Send;
 
-    /// Deletes an object (dependents in the background). An object already gone is not an
-    /// error.
+    /// Deletes an object, its dependents as `propagation` says. An object already gone is not
+    /// an error.
     fn delete(
         &self,
         resource: &Resource,
         namespace: Option<&str>,
         name: &str,
+        propagation: Propagation,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
 }
 

@@ -30,8 +30,107 @@ pub enum Change {
     Create,
     /// The object exists and these fields differ.
     Update(Vec<FieldChange>),
+    /// The object exists, these fields differ, and the server refuses to change some of them
+    /// in place (they are immutable): applying means deleting the object and creating it again.
+    Replace(Replace),
     /// Applying would change nothing.
     Unchanged,
+}
+
+/// An update the server refuses in place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replace {
+    /// The fields that differ (the local diff).
+    pub fields: Vec<FieldChange>,
+    /// The immutable fields the server named, e.g. `spec.selector`.
+    pub immutable: Vec<String>,
+    /// Whether the object may be deleted and created again (`tally.dev/recreate: enabled`).
+    pub recreate: bool,
+}
+
+impl Replace {
+    /// Why the object cannot be updated in place, and the way out, in one line.
+    pub fn refusal(&self) -> String {
+        format!(
+            "the server refuses to change {} in place (immutable); to delete the object and \
+             create it again, annotate it `{RECREATE_ANNOTATION}: enabled` (or set \
+             `recreate: true` on its app), or rename it",
+            self.immutable.join(", ")
+        )
+    }
+}
+
+/// The annotation that allows tally to delete and create again an object whose immutable fields
+/// changed.
+pub const RECREATE_ANNOTATION: &str = "tally.dev/recreate";
+
+/// Whether the desired object allows being deleted and created again.
+pub fn recreate_allowed(desired: &Value) -> bool {
+    desired
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(RECREATE_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some("enabled")
+}
+
+/// The fields an API server's 422 message says are immutable, e.g. from
+/// `Deployment.apps "web" is invalid: spec.selector: Invalid value: ...: field is immutable`;
+/// empty when the refusal is about something else.
+pub fn immutable_fields(message: &str) -> Vec<String> {
+    const PHRASES: &[&str] = &[
+        "field is immutable",
+        "may not change once set",
+        "cannot change roleRef",
+        "spec is immutable",
+        "updates to statefulset spec for fields other than",
+        "updates to job spec",
+    ];
+    let Some((_, errors)) = message.split_once(" is invalid: ") else {
+        return Vec::new();
+    };
+    let errors = errors.strip_prefix('[').unwrap_or(errors);
+    // Each error starts with `path: ` followed by its type; find where each one starts.
+    const TYPES: &[&str] = &[
+        "Invalid value",
+        "Forbidden",
+        "Required value",
+        "Unsupported value",
+        "Duplicate value",
+        "Not found",
+        "Too long",
+        "Too many",
+    ];
+    let mut starts: Vec<(usize, &str)> = Vec::new();
+    let bytes = errors.as_bytes();
+    let mut at = 0;
+    while at < errors.len() {
+        let begins = at == 0 || errors[..at].ends_with(", ");
+        if begins {
+            let path_len = errors[at..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "._[]-\"=/".contains(c)))
+                .unwrap_or(errors.len() - at);
+            let rest = &errors[at + path_len..];
+            if path_len > 0
+                && let Some(rest) = rest.strip_prefix(": ")
+                && TYPES.iter().any(|t| rest.starts_with(t))
+            {
+                starts.push((at, &errors[at..at + path_len]));
+            }
+        }
+        at += 1;
+        while at < bytes.len() && !errors.is_char_boundary(at) {
+            at += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (i, (start, path)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(errors.len(), |(next, _)| *next);
+        let text = &errors[*start..end];
+        if PHRASES.iter().any(|p| text.contains(p)) && !out.iter().any(|f| f == path) {
+            out.push((*path).to_owned());
+        }
+    }
+    out
 }
 
 impl Change {
@@ -604,6 +703,20 @@ pub fn write_change(out: &mut String, id: &ObjectRef, change: &Change) {
                 write_field(out, f);
             }
         }
+        Change::Replace(r) => {
+            let _ = writeln!(out, "± replace {id} ({} immutable)", r.immutable.join(", "));
+            for f in &r.fields {
+                write_field(out, f);
+            }
+            if r.recreate {
+                let _ = writeln!(
+                    out,
+                    "    deleted and created again ({RECREATE_ANNOTATION}: enabled)"
+                );
+            } else {
+                let _ = writeln!(out, "    ! {}", r.refusal());
+            }
+        }
     }
 }
 
@@ -695,7 +808,7 @@ mod tests {
         match diff(&desired, Some(&live)) {
             Change::Unchanged => Vec::new(),
             Change::Create => vec!["create".into()],
-            Change::Update(fields) => {
+            Change::Update(fields) | Change::Replace(Replace { fields, .. }) => {
                 let mut out = String::new();
                 for f in &fields {
                     write_field(&mut out, f);
@@ -922,6 +1035,19 @@ mod tests {
         assert_eq!(c.len(), 1, "{c:?}");
         assert!(c[0].starts_with("~ subjects:"), "{c:?}");
         assert!(!c[0].ends_with("mallory"), "{c:?}");
+    }
+
+    #[test]
+    fn immutable_fields_are_read_from_the_servers_refusal() {
+        let one = r#"Deployment.apps "web" is invalid: spec.selector: Invalid value: {"matchLabels":{"app":"a, b: c"}}: field is immutable"#;
+        assert_eq!(immutable_fields(one), ["spec.selector"]);
+        let two = r#"Job.batch "j" is invalid: [spec.selector: Invalid value: {}: field is immutable, spec.template: Invalid value: {"x": 1}: field is immutable]"#;
+        assert_eq!(immutable_fields(two), ["spec.selector", "spec.template"]);
+        let binding = r#"RoleBinding.rbac.authorization.k8s.io "r" is invalid: roleRef: Invalid value: {"kind":"Role"}: cannot change roleRef"#;
+        assert_eq!(immutable_fields(binding), ["roleRef"]);
+        let other = r#"Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"#;
+        assert!(immutable_fields(other).is_empty());
+        assert!(immutable_fields("admission webhook denied the request").is_empty());
     }
 
     #[test]

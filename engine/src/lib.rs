@@ -68,6 +68,7 @@
 
 pub mod apply;
 pub mod cluster;
+pub mod confirm;
 pub mod daemon;
 pub mod diff;
 pub mod fields;
@@ -85,7 +86,8 @@ pub use tally_layout as layout;
 pub use apply::{ApplyOptions, ApplyReport, Completion, apply};
 #[cfg(any(test, feature = "testing"))]
 pub use cluster::MemoryCluster;
-pub use cluster::{Cluster, ClusterError, KubeCluster, KubeOptions, Retrying};
+pub use cluster::{Cluster, ClusterError, KubeCluster, KubeOptions, Propagation, Retrying};
+pub use confirm::ServerVerdicts;
 pub use plan::{Desired, Plan, PlanOptions, plan};
 
 /// Why planning failed.

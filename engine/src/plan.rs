@@ -18,6 +18,7 @@ use tally_layout::validator::ObjectRef;
 
 use crate::EngineError;
 use crate::cluster::{Cluster, ClusterError, Resource};
+use crate::confirm::{self, ServerVerdicts};
 use crate::diff::{self, Change};
 use crate::fields;
 use crate::health::{self, Health};
@@ -63,6 +64,9 @@ pub struct PlanOptions {
     /// Apply each tenant app's namespaced objects as the tenant's deployer ServiceAccount
     /// (`system:serviceaccount:<ns>:tally-deployer`), so RBAC enforces the tenant boundary.
     pub impersonate_tenants: bool,
+    /// Ask the server (a dry-run apply) about each update the local diff finds, keeping its
+    /// answers here (see [`crate::confirm`]); `None` trusts the local diff.
+    pub server_verdicts: Option<ServerVerdicts>,
 }
 
 impl Default for PlanOptions {
@@ -70,6 +74,7 @@ impl Default for PlanOptions {
         PlanOptions {
             inventory_namespace: inventory::DEFAULT_NAMESPACE.into(),
             impersonate_tenants: false,
+            server_verdicts: Some(ServerVerdicts::default()),
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct Summary {
     pub create: usize,
     /// Objects to update.
     pub update: usize,
+    /// Objects to delete and create again (immutable fields changed).
+    pub replace: usize,
     /// Objects already as desired.
     pub unchanged: usize,
     /// Objects to delete.
@@ -148,6 +155,7 @@ impl Plan {
             match o.change {
                 Change::Create => s.create += 1,
                 Change::Update(_) => s.update += 1,
+                Change::Replace(_) => s.replace += 1,
                 Change::Unchanged => s.unchanged += 1,
             }
         }
@@ -157,7 +165,7 @@ impl Plan {
     /// Whether applying would change the cluster.
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
-        s.create + s.update + s.prune > 0
+        s.create + s.update + s.replace + s.prune > 0
     }
 
     /// Each app's health from the live state the plan read: the worst of its objects (failed,
@@ -215,9 +223,14 @@ impl Plan {
             let _ = writeln!(out, "! {refused}");
         }
         let s = self.summary();
+        let replace = if s.replace > 0 {
+            format!(", {} to replace", s.replace)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{}: {} to create, {} to update, {} to prune, {} unchanged",
+            "{}: {} to create, {} to update{replace}, {} to prune, {} unchanged",
             self.environment, s.create, s.update, s.prune, s.unchanged
         );
         out
@@ -312,6 +325,10 @@ pub async fn plan<C: Cluster>(
             change,
             as_user,
         });
+    }
+
+    if let Some(verdicts) = &options.server_verdicts {
+        confirm::confirm(cluster, &mut planned, verdicts).await;
     }
 
     let desired_keys: BTreeSet<Key> = planned

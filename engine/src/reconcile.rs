@@ -301,7 +301,7 @@ async fn round<C: Cluster>(
     // Same commit, different cluster: drift.
     let drift = state.last_applied.as_deref() == Some(commit);
     let s = plan.summary();
-    let changed = s.create + s.update + s.prune;
+    let changed = s.create + s.update + s.replace + s.prune;
     if drift && !settings.self_heal {
         return Outcome::Drifted { objects: changed };
     }

@@ -172,7 +172,7 @@ impl EnvStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::MemoryCluster;
+    use crate::cluster::{MemoryCluster, Propagation};
     use crate::{ApplyOptions, Desired, PlanOptions, apply, plan};
     use serde_json::json;
 
@@ -208,7 +208,9 @@ mod tests {
         assert!(s.is_healthy(), "{}", s.text());
 
         if let Ok(Some(cm)) = c.resource("v1", "ConfigMap").await {
-            let _ = c.delete(&cm, Some("tally-system"), "b").await;
+            let _ = c
+                .delete(&cm, Some("tally-system"), "b", Propagation::Background)
+                .await;
         }
         let s = status(&c, "prod", "tally-system")
             .await

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tally_engine::cluster::{ApplyParams, Backoff, Cluster, Resource, Watched};
+use tally_engine::cluster::{ApplyParams, Backoff, Cluster, Propagation, Resource, Watched};
 use tally_engine::{KubeCluster, Retrying};
 use tally_fake_apiserver::{Config, FakeApiServer, Handle, Verb};
 
@@ -170,7 +170,12 @@ async fn writes_through_the_cache_are_seen_at_once() {
         pairs(&[("a", "1")]),
         "a dry run changes nothing"
     );
-    assert_eq!(cluster.delete(&r, Some("default"), "a").await, Ok(()));
+    assert_eq!(
+        cluster
+            .delete(&r, Some("default"), "a", Propagation::Background)
+            .await,
+        Ok(())
+    );
     assert_eq!(values(&cluster, &r).await, Vec::new());
     assert!(server.store().get("configmaps", "default", "a").is_none());
 }

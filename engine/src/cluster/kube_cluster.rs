@@ -18,7 +18,7 @@ use kube::{Client, Config};
 use serde_json::Value;
 
 use super::watch::{WATCH_TIMEOUT, Watch, WatchEvent, WatchStream};
-use super::{ApplyParams, Cluster, ClusterError, Resource, describe, name_of};
+use super::{ApplyParams, Cluster, ClusterError, Propagation, Resource, describe, name_of};
 use crate::fields::MANAGER;
 
 /// Where the client configuration comes from.
@@ -274,10 +274,15 @@ impl Cluster for KubeCluster {
         resource: &Resource,
         namespace: Option<&str>,
         name: &str,
+        propagation: Propagation,
     ) -> Result<(), ClusterError> {
         let what = format!("delete {}", describe(resource, namespace, name));
+        let params = match propagation {
+            Propagation::Background => DeleteParams::background(),
+            Propagation::Foreground => DeleteParams::foreground(),
+        };
         let req = Request::new(collection(resource, namespace))
-            .delete(name, &DeleteParams::background())
+            .delete(name, &params)
             .map_err(|e| build_error(&what, e))?;
         match self.client.request::<Value>(req).await {
             Ok(_) => Ok(()),
@@ -584,8 +589,18 @@ mod tests {
             matches!(conflict, Err(ref e) if e.is_retryable()),
             "{conflict:?}"
         );
-        assert_eq!(cluster.delete(&r, Some("a"), "x").await, Ok(()));
-        assert_eq!(cluster.delete(&r, Some("a"), "x").await, Ok(()));
+        assert_eq!(
+            cluster
+                .delete(&r, Some("a"), "x", Propagation::Background)
+                .await,
+            Ok(())
+        );
+        assert_eq!(
+            cluster
+                .delete(&r, Some("a"), "x", Propagation::Background)
+                .await,
+            Ok(())
+        );
 
         let log = match server.await {
             Ok(l) => l,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 
-use super::{ApplyParams, Cluster, ClusterError, Resource, Selector, describe};
+use super::{ApplyParams, Cluster, ClusterError, Propagation, Resource, Selector, describe};
 use crate::fields::{self, MANAGER};
 
 /// A kind of request, for counting and fault injection.
@@ -769,6 +769,7 @@ impl Cluster for MemoryCluster {
         resource: &Resource,
         namespace: Option<&str>,
         name: &str,
+        _propagation: Propagation,
     ) -> Result<(), ClusterError> {
         let what = format!("delete {}", describe(resource, namespace, name));
         let mut s = self.enter(Verb::Delete, &what)?;
@@ -908,7 +909,9 @@ mod tests {
         )
         .await
         .unwrap();
-        c.delete(&crdr, None, "widgets.x.io").await.unwrap();
+        c.delete(&crdr, None, "widgets.x.io", Propagation::Background)
+            .await
+            .unwrap();
         assert!(c.objects().is_empty());
         assert_eq!(c.resource("x.io/v1", "Widget").await, Ok(None));
     }
@@ -926,11 +929,20 @@ mod tests {
         c.fail(Verb::List, 1, 500);
         assert!(c.list(&cm, None, "").await.is_err());
         assert!(c.list(&cm, None, "").await.is_ok());
-        c.delete(&res(&c, "v1", "Namespace").await, None, "a")
-            .await
-            .unwrap();
+        c.delete(
+            &res(&c, "v1", "Namespace").await,
+            None,
+            "a",
+            Propagation::Background,
+        )
+        .await
+        .unwrap();
         assert_eq!(c.list(&cm, None, "").await.unwrap().len(), 1);
-        assert_eq!(c.delete(&cm, Some("zz"), "gone").await, Ok(()));
+        assert_eq!(
+            c.delete(&cm, Some("zz"), "gone", Propagation::Background)
+                .await,
+            Ok(())
+        );
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::watch::{Watch, WatchStream};
-use super::{ApplyParams, Cluster, ClusterError, Resource};
+use super::{ApplyParams, Cluster, ClusterError, Propagation, Resource};
 
 /// How to retry: at most `attempts` tries, waiting `initial`, then twice as long each time up to
 /// `max`, each wait shortened by up to a fifth at random so replicas do not retry in step.
@@ -148,9 +148,10 @@ impl<C: Cluster> Cluster for Retrying<C> {
         resource: &Resource,
         namespace: Option<&str>,
         name: &str,
+        propagation: Propagation,
     ) -> Result<(), ClusterError> {
         retry(&self.backoff, || {
-            self.inner.delete(resource, namespace, name)
+            self.inner.delete(resource, namespace, name, propagation)
         })
         .await
     }

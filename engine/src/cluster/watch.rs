@@ -26,7 +26,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{ApplyParams, Backoff, Cluster, ClusterError, Resource, Selector, name_of};
+use super::{
+    ApplyParams, Backoff, Cluster, ClusterError, Propagation, Resource, Selector, name_of,
+};
 
 /// One event of a watch, as the cache needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -508,8 +510,11 @@ impl<C: Watch> Cluster for Watched<C> {
         resource: &Resource,
         namespace: Option<&str>,
         name: &str,
+        propagation: Propagation,
     ) -> Result<(), ClusterError> {
-        self.inner.delete(resource, namespace, name).await?;
+        self.inner
+            .delete(resource, namespace, name, propagation)
+            .await?;
         // The object may linger (finalizers); its watch events bring it back until it is gone.
         let gone = serde_json::json!({"metadata": {"namespace": namespace, "name": name}});
         for s in self.stores_of(resource) {
