@@ -1,4 +1,5 @@
-//! Staying up through disruptions: `replicas-minimum`, `pdb-exists`.
+//! Staying up through disruptions: `replicas-minimum`, `pdb-exists`; and who sets the replica
+//! count: `hpa-replicas-conflict`.
 
 use serde_json::Value;
 
@@ -7,7 +8,7 @@ use crate::policy::engine::Out;
 use crate::policy::index::same_namespace;
 use crate::policy::labels::selects;
 
-use super::{PDB_EXISTS, REPLICAS_MINIMUM, Subject};
+use super::{HPA_REPLICAS_CONFLICT, PDB_EXISTS, REPLICAS_MINIMUM, Subject};
 
 /// Deployments and StatefulSets: the workloads whose replica count is a choice.
 fn replicated<'a>(s: &Subject<'a>) -> Option<&'a Object> {
@@ -27,6 +28,27 @@ fn hpa_min(hpa: &Object) -> i64 {
         .pointer("/spec/minReplicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
+}
+
+/// `spec.replicas` set on a workload an autoscaler in the set scales: two owners of one field.
+pub(crate) fn hpa_replicas_conflict(s: &Subject<'_>, out: &mut Out<'_>) {
+    let Some(obj) = replicated(s) else { return };
+    if obj.value.pointer("/spec/replicas").is_none() {
+        return;
+    }
+    let Some(hpa) = s.index.hpas_for(obj).next() else {
+        return;
+    };
+    let kind = &obj.id.kind;
+    out.report(
+        HPA_REPLICAS_CONFLICT,
+        obj,
+        "/spec/replicas",
+        format!(
+            "`spec.replicas` is set, and HorizontalPodAutoscaler `{}` scales this {kind}: tally sets it only when it creates the {kind} and leaves it to the autoscaler after, so this value is ignored from then on; remove it",
+            hpa.id.name
+        ),
+    );
 }
 
 /// Fewer than two replicas (or an autoscaler allowed to go below two).

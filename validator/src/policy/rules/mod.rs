@@ -113,6 +113,8 @@ ids! {
     REPLICAS_MINIMUM = "replicas-minimum";
     /// A replicated workload without a PodDisruptionBudget.
     PDB_EXISTS = "pdb-exists";
+    /// `spec.replicas` set on a workload an autoscaler scales.
+    HPA_REPLICAS_CONFLICT = "hpa-replicas-conflict";
     /// A Job that is never cleaned up.
     JOB_TTL = "job-ttl";
     /// `tally.dev/exempt` without `tally.dev/exempt-reason`.
@@ -218,6 +220,7 @@ pub(crate) const RULES: &[RuleImpl] = &[
     object(TEMPLATE_LEFTOVER, placeholder::template_leftover),
     object(REPLICAS_MINIMUM, availability::replicas_minimum),
     object(PDB_EXISTS, availability::pdb_exists),
+    object(HPA_REPLICAS_CONFLICT, availability::hpa_replicas_conflict),
     RuleImpl {
         id: EXEMPTION_MISSING_REASON,
         check: Check::Engine,
