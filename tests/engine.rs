@@ -529,6 +529,96 @@ fn a_value_a_webhook_rewrites_is_not_written_again_every_round() {
     assert_eq!(counters.dry_runs(), 0, "{counters:?}");
 }
 
+/// Autoscalers for the api and web Deployments (both of which set `replicas` in git).
+const AUTOSCALERS: &str = "\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: api
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: api
+  minReplicas: 2
+  maxReplicas: 10
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: 70
+";
+
+#[test]
+fn an_autoscaled_deployment_is_not_reset_by_apply_or_self_heal() {
+    let c = setup("autoscaled");
+    let hpa = c.repo().join("apps/api/manifests/autoscaler.yaml");
+    std::fs::write(&hpa, AUTOSCALERS).unwrap_or_else(|e| panic!("{e}"));
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let store = c.server.store();
+    let replicas = || {
+        store
+            .get("deployments.apps", "shop", "api")
+            .map(|d| d["spec"]["replicas"].clone())
+    };
+    let managers = || {
+        let d = store
+            .get("deployments.apps", "shop", "api")
+            .unwrap_or_default();
+        let entries = d["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        entries
+            .iter()
+            .filter(|e| e["fieldsV1"]["f:spec"].get("f:replicas").is_some())
+            .filter_map(|e| e["manager"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    // Set on create, from git.
+    assert_eq!(replicas(), Some(json!(2)));
+    assert_eq!(managers(), ["tally"]);
+
+    // The next apply hands the field over, and keeps its value.
+    let plan = c.run("plan", &[]);
+    assert!(
+        text(&plan).contains("⇢ spec.replicas: 2 (left to others from now on)"),
+        "{}",
+        text(&plan)
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(replicas(), Some(json!(2)));
+    assert_eq!(managers(), ["tally-handover"]);
+
+    // The autoscaler scales up: neither an apply nor the daemon's rounds undo it.
+    store
+        .edit(
+            "kube-controller-manager",
+            "deployments.apps",
+            "shop",
+            "api",
+            |d| {
+                d["spec"]["replicas"] = json!(5);
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = c.run("plan", &[]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(replicas(), Some(json!(5)));
+    let (_daemon, log) = c.follow_tree("1", &[]);
+    eventually_logged("three rounds", &log, || {
+        count_logged(&log, "reconciled") >= 3
+    });
+    assert_eq!(replicas(), Some(json!(5)));
+    assert_eq!(managers(), ["kube-controller-manager"]);
+}
+
 #[test]
 fn api_faults_mid_apply_are_retried() {
     let c = setup("faults");

@@ -154,6 +154,57 @@ fn render_prints_the_desired_state_with_overrides_labels_and_ids() {
 }
 
 #[test]
+fn an_apps_recreate_and_ignore_fields_become_annotations_of_its_objects() {
+    let dir = common::temp_dir("layout-annotations");
+    let repo = dir.join("repo");
+    let init = common::output(common::tally_command().arg("init").arg(&repo));
+    assert_eq!(init.status.code(), Some(0));
+    let app = repo.join("apps/api/app.yaml");
+    let text = std::fs::read_to_string(&app).unwrap_or_default();
+    let text = text.replace(
+        "  namespace: shop\n",
+        "  namespace: shop\n  recreate: true\n  ignoreFields:\n    - kind: Deployment\n      pointers: [/spec/replicas, /metadata/labels/team]\n    - kind: Service\n      name: nope\n      pointers: [/spec/type]\n",
+    );
+    std::fs::write(&app, text).unwrap_or_else(|e| panic!("{e}"));
+    let repo_arg = repo.to_string_lossy().into_owned();
+    let out = tally(&["render", "--env", "staging", &repo_arg, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    let objects = doc["objects"].as_array().cloned().unwrap_or_default();
+    let annotations = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["object"]["kind"] == kind && o["object"]["metadata"]["name"] == name)
+            .map(|o| o["object"]["metadata"]["annotations"].clone())
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let api = annotations("Deployment", "api");
+    assert_eq!(api["tally.dev/recreate"], "enabled");
+    assert_eq!(
+        api["tally.dev/ignore-fields"],
+        "/spec/replicas,/metadata/labels/team"
+    );
+    let service = annotations("Service", "api");
+    assert_eq!(service["tally.dev/recreate"], "enabled");
+    assert!(
+        service.get("tally.dev/ignore-fields").is_none(),
+        "{service}"
+    );
+    // Another app's objects are untouched.
+    assert!(
+        annotations("Deployment", "web")
+            .get("tally.dev/recreate")
+            .is_none()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn render_of_an_unknown_environment_fails_clearly() {
     let out = tally(&["render", "--env", "qa", "examples"]);
     assert_eq!(out.status.code(), Some(2));

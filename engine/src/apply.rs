@@ -274,6 +274,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
     let params = |o: &PlannedObject| ApplyParams {
         dry_run: options.dry_run,
         as_user: o.as_user.clone(),
+        manager: None,
     };
 
     'waves: for wave in &plan.waves {
@@ -332,6 +333,18 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                             o.id.clone(),
                             format!("replacing ({}): {e}", r.immutable.join(", ")),
                         ));
+                        continue;
+                    }
+                }
+                if !o.handover.is_empty() && !options.dry_run {
+                    let config = crate::ignore::handover_config(&o.desired, &o.handover);
+                    let handover = ApplyParams {
+                        manager: Some(crate::ignore::HANDOVER_MANAGER),
+                        ..params(o)
+                    };
+                    if let Err(e) = apply_config(cluster, o, &config, &handover).await {
+                        w.failed
+                            .push((o.id.clone(), format!("handing fields over: {e}")));
                         continue;
                     }
                 }
@@ -463,6 +476,16 @@ async fn apply_one<C: Cluster>(
     o: &PlannedObject,
     params: &ApplyParams,
 ) -> Result<Value, String> {
+    apply_config(cluster, o, &o.desired, params).await
+}
+
+/// Applies `config` (the object, or part of it) for planned object `o`.
+async fn apply_config<C: Cluster>(
+    cluster: &C,
+    o: &PlannedObject,
+    config: &Value,
+    params: &ApplyParams,
+) -> Result<Value, String> {
     let resource = match &o.resource {
         Some(r) => r.clone(),
         // A kind whose CRD was applied in an earlier wave of this plan.
@@ -478,7 +501,7 @@ async fn apply_one<C: Cluster>(
         },
     };
     cluster
-        .apply(&resource, &o.desired, params)
+        .apply(&resource, config, params)
         .await
         .map_err(|e| e.to_string())
 }

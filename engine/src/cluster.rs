@@ -57,6 +57,8 @@ pub struct ApplyParams {
     /// Apply as this user (impersonation), e.g. a tenant's deployer ServiceAccount
     /// `system:serviceaccount:<ns>:tally-deployer`.
     pub as_user: Option<String>,
+    /// The field manager, when not `tally` (the handover of fields left to others).
+    pub manager: Option<&'static str>,
 }
 
 /// How a deletion treats the object's dependents (`propagationPolicy`).

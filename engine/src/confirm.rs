@@ -119,6 +119,7 @@ pub async fn confirm<C: Cluster>(
                 let params = ApplyParams {
                     dry_run: true,
                     as_user: o.as_user.clone(),
+                    manager: None,
                 };
                 asked.dry_runs += 1;
                 let answer = cluster.apply(resource, &o.desired, &params).await;

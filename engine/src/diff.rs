@@ -60,9 +60,7 @@ impl Replace {
     }
 }
 
-/// The annotation that allows tally to delete and create again an object whose immutable fields
-/// changed.
-pub const RECREATE_ANNOTATION: &str = "tally.dev/recreate";
+pub use tally_layout::render::RECREATE_ANNOTATION;
 
 /// Whether the desired object allows being deleted and created again.
 pub fn recreate_allowed(desired: &Value) -> bool {
@@ -149,6 +147,8 @@ pub enum Op {
     Remove,
     /// The field's value changes.
     Change,
+    /// The field keeps its value, and from now on tally leaves it to others.
+    Release,
 }
 
 /// One field that differs.
@@ -168,6 +168,12 @@ pub struct FieldChange {
 
 /// Compares a desired object with its live counterpart (`None` when it does not exist).
 pub fn diff(desired: &Value, live: Option<&Value>) -> Change {
+    diff_leaving(desired, live, &[])
+}
+
+/// As [`diff`], for a desired object from which the fields at `left` (JSON pointers through
+/// maps) were taken out because they are left to others: their absence is not a removal.
+pub fn diff_leaving(desired: &Value, live: Option<&Value>, left: &[String]) -> Change {
     let Some(live) = live else {
         return Change::Create;
     };
@@ -185,6 +191,7 @@ pub fn diff(desired: &Value, live: Option<&Value>) -> Change {
         secret: is_secret(&desired),
         path: Vec::new(),
         out: Vec::new(),
+        left,
     };
     walker.object(d, l, &Ownership::of(live));
     if walker.out.is_empty() {
@@ -257,6 +264,8 @@ struct Walker<'a> {
     secret: bool,
     path: Vec<Seg<'a>>,
     out: Vec<FieldChange>,
+    /// Fields left to others (JSON pointers).
+    left: &'a [String],
 }
 
 /// Top-level fields that are not the desired state.
@@ -297,6 +306,22 @@ impl<'a> Walker<'a> {
             [Seg::Field("metadata")] => IGNORED_METADATA.contains(&key),
             _ => false,
         }
+    }
+
+    /// Whether field `name` of the current map is left to others.
+    fn left(&self, name: &str) -> bool {
+        if self.left.is_empty() {
+            return false;
+        }
+        let mut pointer = String::new();
+        for seg in &self.path {
+            let Seg::Field(f) = seg else { return false };
+            pointer.push('/');
+            pointer.push_str(&f.replace('~', "~0").replace('/', "~1"));
+        }
+        pointer.push('/');
+        pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        crate::ignore::is_left(self.left, &pointer)
     }
 
     fn redacting(&self) -> bool {
@@ -365,7 +390,7 @@ impl<'a> Walker<'a> {
             let Some(name) = key.strip_prefix("f:") else {
                 continue;
             };
-            if self.ignored(name) || d.get(name).is_some_and(|v| !v.is_null()) {
+            if self.ignored(name) || d.get(name).is_some_and(|v| !v.is_null()) || self.left(name) {
                 continue;
             }
             if let Some((name, lv)) = l.get_key_value(name) {
@@ -733,6 +758,14 @@ fn write_field(out: &mut String, f: &FieldChange) {
                 "    + {}: {}",
                 f.path,
                 shown(f.to.as_ref(), f.redacted)
+            );
+        }
+        Op::Release => {
+            let _ = writeln!(
+                out,
+                "    ⇢ {}: {} (left to others from now on)",
+                f.path,
+                shown(f.from.as_ref(), f.redacted)
             );
         }
         Op::Remove => {

@@ -74,6 +74,7 @@ pub mod diff;
 pub mod fields;
 pub mod gate;
 pub mod health;
+pub mod ignore;
 pub mod inventory;
 pub mod plan;
 pub mod reconcile;

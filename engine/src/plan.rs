@@ -19,9 +19,10 @@ use tally_layout::validator::ObjectRef;
 use crate::EngineError;
 use crate::cluster::{Cluster, ClusterError, Resource};
 use crate::confirm::{self, ServerVerdicts};
-use crate::diff::{self, Change};
+use crate::diff::{self, Change, FieldChange, Op};
 use crate::fields;
 use crate::health::{self, Health};
+use crate::ignore;
 use crate::inventory::{self, Entry, Inventory, InventoryError, Key, PruneSet};
 use crate::wave::{self, GUARDRAIL_LABEL, Placement, Wave};
 
@@ -100,6 +101,9 @@ pub struct PlannedObject {
     pub change: Change,
     /// The user to apply it as, when impersonating.
     pub as_user: Option<String>,
+    /// Fields tally still owns and now leaves to others, with their live values: handed over
+    /// (see [`crate::ignore`]) before the object is applied without them.
+    pub handover: Vec<(String, Value)>,
 }
 
 /// How many objects a plan creates, updates, leaves alone and prunes.
@@ -269,6 +273,7 @@ pub async fn plan<C: Cluster>(
         })
         .collect();
 
+    let autoscaled = ignore::autoscaled(&desired.objects);
     let mut resources: HashMap<(String, String), Option<Resource>> = HashMap::new();
     let mut unknown = Vec::new();
     let mut objects = Vec::with_capacity(desired.objects.len());
@@ -295,7 +300,7 @@ pub async fn plan<C: Cluster>(
     let mut live = read_live(cluster, &desired.environment, &objects).await?;
 
     let mut planned = Vec::with_capacity(objects.len());
-    for (i, (id, resource, value)) in objects.into_iter().enumerate() {
+    for (i, (id, resource, mut value)) in objects.into_iter().enumerate() {
         let labels = value.pointer("/metadata/labels").and_then(Value::as_object);
         let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         let app = label(APP_LABEL).map(str::to_owned);
@@ -311,7 +316,31 @@ pub async fn plan<C: Cluster>(
             Some(text) => Some(revive(&text, &id)?),
             None => None,
         };
-        let change = diff::diff(&value, live.as_ref());
+        let left = ignore::left_to_others(&value, &autoscaled);
+        let (change, handover) = match &live {
+            Some(l) if !left.is_empty() => {
+                let leaving = ignore::leave(&mut value, l, left);
+                let mut change = diff::diff_leaving(&value, Some(l), &leaving.pointers);
+                if !leaving.handover.is_empty() {
+                    let released = leaving.handover.iter().map(|(p, v)| FieldChange {
+                        path: ignore::display(p),
+                        op: Op::Release,
+                        from: Some(v.clone()),
+                        to: None,
+                        redacted: false,
+                    });
+                    change = match change {
+                        Change::Update(mut fields) => {
+                            fields.extend(released);
+                            Change::Update(fields)
+                        }
+                        _ => Change::Update(released.collect()),
+                    };
+                }
+                (change, leaving.handover)
+            }
+            _ => (diff::diff(&value, live.as_ref()), Vec::new()),
+        };
         if let Some(l) = live.as_mut() {
             fields::drop_managed_fields(l);
         }
@@ -324,6 +353,7 @@ pub async fn plan<C: Cluster>(
             live,
             change,
             as_user,
+            handover,
         });
     }
 

@@ -161,7 +161,7 @@ async fn writes_through_the_cache_are_seen_at_once() {
     assert_eq!(values(&cluster, &r).await, pairs(&[("a", "1")]));
     let dry = ApplyParams {
         dry_run: true,
-        as_user: None,
+        ..ApplyParams::default()
     };
     let applied = cluster.apply(&r, &config_map("a", "9"), &dry).await;
     assert!(applied.is_ok(), "{applied:?}");

@@ -382,6 +382,26 @@ pub struct AppSpec {
     /// Apps that must be healthy before this one is applied.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Delete and create again an object whose immutable fields change.
+    #[serde(default)]
+    pub recreate: bool,
+    /// Fields tally sets when it creates an object and leaves to others after.
+    #[serde(default)]
+    pub ignore_fields: Vec<IgnoreFields>,
+}
+
+/// Fields of some of an app's objects that tally leaves to others once they exist.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IgnoreFields {
+    /// Only objects of this kind (all when absent).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Only the object of this name (all when absent).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// JSON pointers, e.g. `/spec/replicas`.
+    pub pointers: Vec<String>,
 }
 
 /// An app's manifests.

@@ -38,6 +38,12 @@ pub const ENVIRONMENT_LABEL: &str = "tally.dev/environment";
 pub const APP_LABEL: &str = "tally.dev/app";
 /// The tenant label.
 pub const TENANT_LABEL: &str = "tally.dev/tenant";
+/// The annotation that lets the engine delete and create again an object whose immutable fields
+/// change (value `enabled`); an app's `recreate: true` sets it on all its objects.
+pub const RECREATE_ANNOTATION: &str = "tally.dev/recreate";
+/// The annotation listing fields the engine leaves to others once the object exists (JSON
+/// pointers, separated by commas or new lines); an app's `ignoreFields` adds to it.
+pub const IGNORE_FIELDS_ANNOTATION: &str = "tally.dev/ignore-fields";
 
 /// An environment's desired state.
 #[derive(Debug, Default)]
@@ -150,6 +156,7 @@ pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, L
                 labels.insert(APP_LABEL.into(), Value::from(app.name.as_str()));
                 labels.insert(TENANT_LABEL.into(), Value::from(app.spec.tenant.as_str()));
             }
+            annotate(&mut object.value, &app.spec);
             if let Some(ids) = tenant.and_then(|t| t.spec.ids.as_ref()) {
                 boundary::fill_ids(&mut object.value, ids);
             }
@@ -169,6 +176,62 @@ pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, L
 }
 
 /// Whether an API group is Kubernetes' own (the core group, `apps`, `batch`, `*.k8s.io`, ...).
+/// The annotations an app's `recreate` and `ignoreFields` give its objects.
+fn annotate(object: &mut Value, spec: &crate::model::AppSpec) {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let pointers: Vec<&str> = spec
+        .ignore_fields
+        .iter()
+        .filter(|i| i.kind.as_ref().is_none_or(|k| *k == kind))
+        .filter(|i| i.name.as_ref().is_none_or(|n| *n == name))
+        .flat_map(|i| i.pointers.iter().map(String::as_str))
+        .collect();
+    if !spec.recreate && pointers.is_empty() {
+        return;
+    }
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let Some(annotations) = annotations.as_object_mut() else {
+        return;
+    };
+    if spec.recreate {
+        annotations
+            .entry(RECREATE_ANNOTATION)
+            .or_insert_with(|| Value::from("enabled"));
+    }
+    if !pointers.is_empty() {
+        let mut all: Vec<String> = annotations
+            .get(IGNORE_FIELDS_ANNOTATION)
+            .and_then(Value::as_str)
+            .map(|s| {
+                s.split([',', '\n'])
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in pointers {
+            if !all.iter().any(|q| q == p) {
+                all.push(p.to_owned());
+            }
+        }
+        annotations.insert(IGNORE_FIELDS_ANNOTATION.into(), Value::from(all.join(",")));
+    }
+}
+
 fn builtin_group(group: &str) -> bool {
     !group.contains('.') || group.ends_with(".k8s.io")
 }

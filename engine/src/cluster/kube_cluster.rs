@@ -260,7 +260,7 @@ impl Cluster for KubeCluster {
                 message: "the object has no metadata.name".into(),
             });
         }
-        let mut pp = PatchParams::apply(MANAGER).force();
+        let mut pp = PatchParams::apply(params.manager.unwrap_or(MANAGER)).force();
         pp.dry_run = params.dry_run;
         let req = Request::new(collection(resource, namespace))
             .patch(name, &pp, &Patch::Apply(object))
@@ -581,7 +581,7 @@ mod tests {
         );
         let dry = ApplyParams {
             dry_run: true,
-            as_user: None,
+            ..ApplyParams::default()
         };
         assert_eq!(cluster.apply(&r, &cm, &dry).await, Ok(cm.clone()));
         let conflict = cluster.apply(&r, &cm, &ApplyParams::default()).await;

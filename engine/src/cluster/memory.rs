@@ -882,7 +882,7 @@ mod tests {
         let nsr = res(&c, "v1", "Namespace").await;
         let dry = ApplyParams {
             dry_run: true,
-            as_user: None,
+            ..ApplyParams::default()
         };
         c.apply(&nsr, &ns("nope"), &dry).await.unwrap();
         assert!(c.object("Namespace", None, "nope").is_none());

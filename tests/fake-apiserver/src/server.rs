@@ -268,6 +268,97 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The `/scale` subresource of Deployments, StatefulSets and ReplicaSets: an `autoscaling/v1`
+/// Scale read from and written to the object's `spec.replicas` (what an autoscaler and `kubectl
+/// scale` use). A write records the writer as the owner of `spec.replicas`.
+fn scale(
+    app: &App,
+    rt: &ResourceType,
+    target: &Target,
+    verb: Verb,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    if !(rt.group == "apps"
+        && matches!(
+            rt.plural.as_str(),
+            "deployments" | "statefulsets" | "replicasets"
+        ))
+    {
+        return Err(not_found_path());
+    }
+    let ns = target.namespace.as_deref().unwrap_or_default();
+    let name = target.name.as_deref().unwrap_or_default();
+    let as_scale = |obj: &Value| {
+        let labels = obj
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let meta = |k: &str| {
+            obj.pointer(&format!("/metadata/{k}"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        json!({
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {
+                "name": meta("name"),
+                "namespace": meta("namespace"),
+                "uid": meta("uid"),
+                "resourceVersion": meta("resourceVersion"),
+                "creationTimestamp": meta("creationTimestamp"),
+            },
+            "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+            "status": {
+                "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+                "selector": labels,
+            },
+        })
+    };
+    match verb {
+        Verb::Get => Ok(json_response(
+            200,
+            &as_scale(&app.cluster.get(rt, ns, name)?),
+        )),
+        Verb::Update | Verb::Patch => {
+            let body = parse_body(body)?;
+            let Some(replicas) = body.pointer("/spec/replicas").and_then(Value::as_i64) else {
+                return Err(ApiError::invalid(format!(
+                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Required value"
+                )));
+            };
+            if replicas < 0 {
+                return Err(ApiError::invalid(format!(
+                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+                )));
+            }
+            let manager = manager_of(query, headers);
+            let opts = WriteOptions {
+                manager: &manager,
+                dry_run: query.get("dryRun") == Some("All"),
+                force: false,
+            };
+            let version = rt.versions.first().cloned().unwrap_or_default();
+            let patch = json!({"spec": {"replicas": replicas}});
+            let obj = app
+                .cluster
+                .merge_patch(rt, &version, Some(ns), name, &patch, false, opts)?;
+            Ok(json_response(200, &as_scale(&obj)))
+        }
+        _ => Err(ApiError::method_not_allowed(
+            "the scale subresource supports get, update and patch",
+        )),
+    }
+}
+
 fn not_found_path() -> ApiError {
     ApiError::new(
         404,
@@ -360,6 +451,9 @@ fn serve_resource(
         .ok_or_else(not_found_path)?;
     if target.namespace.is_some() && !rt.namespaced {
         return Err(not_found_path());
+    }
+    if target.subresource.as_deref() == Some("scale") {
+        return scale(app, &rt, target, verb, query, headers, body);
     }
     let status = match target.subresource.as_deref() {
         None => false,
