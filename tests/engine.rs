@@ -620,6 +620,71 @@ fn an_autoscaled_deployment_is_not_reset_by_apply_or_self_heal() {
 }
 
 #[test]
+fn a_deployment_first_created_by_kubectl_is_adopted_so_what_git_removes_is_removed() {
+    let c = setup("adopt");
+    c.edit(
+        "apps/api/manifests/api.yaml",
+        "          envFrom:\n",
+        "          env:\n            - name: KEEP\n              value: a\n            - name: DROP\n              value: b\n          envFrom:\n",
+    );
+    // Before tally, the team applied the same manifests with `kubectl apply` (client-side).
+    let repo = c.repo().to_string_lossy().into_owned();
+    let rendered = common::output(
+        common::tally_command().args(["render", "--env", "staging", "--format", "json", &repo]),
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&rendered.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let mut api = doc["objects"]
+        .as_array()
+        .and_then(|o| {
+            o.iter().find(|o| {
+                o["object"]["kind"] == "Deployment" && o["object"]["metadata"]["name"] == "api"
+            })
+        })
+        .map(|o| o["object"].clone())
+        .unwrap_or_else(|| panic!("no api Deployment"));
+    api["metadata"]["annotations"] = json!({
+        "kubectl.kubernetes.io/last-applied-configuration": api.to_string()
+    });
+    let store = c.server.store();
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
+    for object in [namespace, api] {
+        store
+            .create("kubectl-client-side-apply", object)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    let plan = c.run("plan", &[]);
+    assert!(
+        text(&plan).contains(
+            "⇠ adopting: the fields kubectl-client-side-apply set are tally's from now on"
+        ),
+        "{}",
+        text(&plan)
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    c.edit(
+        "apps/api/manifests/api.yaml",
+        "            - name: DROP\n              value: b\n",
+        "",
+    );
+    let plan = c.run("plan", &[]);
+    assert!(
+        text(&plan).contains("- spec.template.spec.containers[name=api].env[name=DROP]"),
+        "{}",
+        text(&plan)
+    );
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env = store
+        .get("deployments.apps", "shop", "api")
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["env"].clone());
+    assert_eq!(env, Some(json!([{"name": "KEEP", "value": "a"}])));
+}
+
+#[test]
 fn api_faults_mid_apply_are_retried() {
     let c = setup("faults");
     c.server

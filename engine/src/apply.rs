@@ -336,6 +336,27 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                         continue;
                     }
                 }
+                if let (Some(a), Some(resource), false) =
+                    (&o.adoption, &o.resource, options.dry_run)
+                {
+                    let ns = o.id.namespace.as_deref().filter(|_| resource.namespaced);
+                    let taken = cluster
+                        .set_managed_fields(
+                            resource,
+                            ns,
+                            &o.id.name,
+                            &a.resource_version,
+                            &a.managed_fields,
+                        )
+                        .await;
+                    if let Err(e) = taken {
+                        w.failed.push((
+                            o.id.clone(),
+                            format!("adopting the fields of {}: {e}", a.from.join(", ")),
+                        ));
+                        continue;
+                    }
+                }
                 if !o.handover.is_empty() && !options.dry_run {
                     let config = crate::ignore::handover_config(&o.desired, &o.handover);
                     let handover = ApplyParams {

@@ -194,6 +194,18 @@ pub trait Cluster: Send + Sync {
         params: &ApplyParams,
     ) -> impl Future<Output = Result<Value, ClusterError>> + Send;
 
+    /// Replaces an object's `metadata.managedFields`, if it is still at `resource_version` (a
+    /// merge patch that carries the version as its precondition): how tally takes over the
+    /// fields other managers recorded. Returns the object as stored.
+    fn set_managed_fields(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+        managed_fields: &Value,
+    ) -> impl Future<Output = Result<Value, ClusterError>> + Send;
+
     /// Deletes an object, its dependents as `propagation` says. An object already gone is not
     /// an error.
     fn delete(

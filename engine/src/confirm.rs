@@ -103,6 +103,10 @@ pub async fn confirm<C: Cluster>(
         let Change::Update(fields) = &o.change else {
             continue;
         };
+        // A takeover of other managers' fields is a write whatever the dry run says.
+        if o.adoption.is_some() {
+            continue;
+        }
         let (Some(resource), Some(live)) = (&o.resource, &o.live) else {
             continue;
         };

@@ -149,6 +149,8 @@ pub enum Op {
     Change,
     /// The field keeps its value, and from now on tally leaves it to others.
     Release,
+    /// Tally takes over the fields these managers (`from`) set.
+    Adopt,
 }
 
 /// One field that differs.
@@ -758,6 +760,13 @@ fn write_field(out: &mut String, f: &FieldChange) {
                 "    + {}: {}",
                 f.path,
                 shown(f.to.as_ref(), f.redacted)
+            );
+        }
+        Op::Adopt => {
+            let _ = writeln!(
+                out,
+                "    ⇠ adopting: the fields {} set are tally's from now on",
+                f.from.as_ref().and_then(Value::as_str).unwrap_or_default()
             );
         }
         Op::Release => {

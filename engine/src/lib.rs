@@ -66,6 +66,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adopt;
 pub mod apply;
 pub mod cluster;
 pub mod confirm;

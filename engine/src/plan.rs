@@ -17,6 +17,7 @@ use tally_layout::render::{APP_LABEL, ENVIRONMENT_LABEL, MANAGED_BY, Rendered, T
 use tally_layout::validator::ObjectRef;
 
 use crate::EngineError;
+use crate::adopt::{self, Adoption};
 use crate::cluster::{Cluster, ClusterError, Resource};
 use crate::confirm::{self, ServerVerdicts};
 use crate::diff::{self, Change, FieldChange, Op};
@@ -104,6 +105,9 @@ pub struct PlannedObject {
     /// Fields tally still owns and now leaves to others, with their live values: handed over
     /// (see [`crate::ignore`]) before the object is applied without them.
     pub handover: Vec<(String, Value)>,
+    /// Fields of other deploy tools' managers tally takes over before applying (see
+    /// [`crate::adopt`]).
+    pub adoption: Option<Adoption>,
 }
 
 /// How many objects a plan creates, updates, leaves alone and prunes.
@@ -316,8 +320,16 @@ pub async fn plan<C: Cluster>(
             Some(text) => Some(revive(&text, &id)?),
             None => None,
         };
+        // An object another deploy tool created is compared as it will be once tally has
+        // taken over that tool's fields (see `adopt`).
+        let adoption = live.as_ref().and_then(adopt::adoption);
+        let adopted = adoption
+            .as_ref()
+            .zip(live.as_ref())
+            .map(|(a, l)| adopt::adopted_view(l, a));
+        let compared = adopted.as_ref().or(live.as_ref());
         let left = ignore::left_to_others(&value, &autoscaled);
-        let (change, handover) = match &live {
+        let (change, handover) = match compared {
             Some(l) if !left.is_empty() => {
                 let leaving = ignore::leave(&mut value, l, left);
                 let mut change = diff::diff_leaving(&value, Some(l), &leaving.pointers);
@@ -339,7 +351,30 @@ pub async fn plan<C: Cluster>(
                 }
                 (change, leaving.handover)
             }
-            _ => (diff::diff(&value, live.as_ref()), Vec::new()),
+            _ => (diff::diff(&value, compared), Vec::new()),
+        };
+        let change = match &adoption {
+            Some(a) => {
+                let taken = FieldChange {
+                    path: "metadata.managedFields".into(),
+                    op: Op::Adopt,
+                    from: Some(Value::from(a.from.join(", "))),
+                    to: None,
+                    redacted: false,
+                };
+                match change {
+                    Change::Update(mut fields) => {
+                        fields.insert(0, taken);
+                        Change::Update(fields)
+                    }
+                    Change::Replace(mut r) => {
+                        r.fields.insert(0, taken);
+                        Change::Replace(r)
+                    }
+                    _ => Change::Update(vec![taken]),
+                }
+            }
+            None => change,
         };
         if let Some(l) = live.as_mut() {
             fields::drop_managed_fields(l);
@@ -354,6 +389,7 @@ pub async fn plan<C: Cluster>(
             change,
             as_user,
             handover,
+            adoption,
         });
     }
 

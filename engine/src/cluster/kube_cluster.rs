@@ -269,6 +269,28 @@ impl Cluster for KubeCluster {
         client.request(req).await.map_err(|e| error(&what, e))
     }
 
+    async fn set_managed_fields(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+        managed_fields: &Value,
+    ) -> Result<Value, ClusterError> {
+        let what = format!(
+            "take over the fields of {}",
+            describe(resource, namespace, name)
+        );
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": resource_version,
+            "managedFields": managed_fields,
+        }});
+        let req = Request::new(collection(resource, namespace))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .map_err(|e| build_error(&what, e))?;
+        self.client.request(req).await.map_err(|e| error(&what, e))
+    }
+
     async fn delete(
         &self,
         resource: &Resource,

@@ -764,6 +764,53 @@ impl Cluster for MemoryCluster {
         Ok(stored)
     }
 
+    async fn set_managed_fields(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+        managed_fields: &Value,
+    ) -> Result<Value, ClusterError> {
+        let what = format!(
+            "take over the fields of {}",
+            describe(resource, namespace, name)
+        );
+        let mut s = self.enter(Verb::Apply, &what)?;
+        let key = (
+            resource.group.clone(),
+            resource.kind.clone(),
+            namespace.unwrap_or("").to_owned(),
+            name.to_owned(),
+        );
+        let Some(object) = s.objects.get_mut(&key) else {
+            return Err(ClusterError::Api {
+                what,
+                code: 404,
+                reason: "NotFound".into(),
+                message: format!("{name} not found"),
+            });
+        };
+        let current = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !resource_version.is_empty() && !current.is_empty() && current != resource_version {
+            return Err(ClusterError::Api {
+                what,
+                code: 409,
+                reason: "Conflict".into(),
+                message: "the object has been modified".into(),
+            });
+        }
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("managedFields".into(), managed_fields.clone());
+        }
+        let stored = object.clone();
+        s.log.push(what);
+        Ok(stored)
+    }
+
     async fn delete(
         &self,
         resource: &Resource,

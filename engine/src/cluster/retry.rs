@@ -143,6 +143,26 @@ impl<C: Cluster> Cluster for Retrying<C> {
         retry(&self.backoff, || self.inner.apply(resource, object, params)).await
     }
 
+    async fn set_managed_fields(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+        managed_fields: &Value,
+    ) -> Result<Value, ClusterError> {
+        retry(&self.backoff, || {
+            self.inner.set_managed_fields(
+                resource,
+                namespace,
+                name,
+                resource_version,
+                managed_fields,
+            )
+        })
+        .await
+    }
+
     async fn delete(
         &self,
         resource: &Resource,

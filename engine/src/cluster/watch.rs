@@ -505,6 +505,24 @@ impl<C: Watch> Cluster for Watched<C> {
         Ok(stored)
     }
 
+    async fn set_managed_fields(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+        managed_fields: &Value,
+    ) -> Result<Value, ClusterError> {
+        let stored = self
+            .inner
+            .set_managed_fields(resource, namespace, name, resource_version, managed_fields)
+            .await?;
+        for s in self.stores_of(resource) {
+            s.upsert(&stored);
+        }
+        Ok(stored)
+    }
+
     async fn delete(
         &self,
         resource: &Resource,

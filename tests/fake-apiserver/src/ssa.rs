@@ -397,10 +397,18 @@ fn prune_empty_parents(
 }
 
 /// Records a non-apply write (create, update, patch) in the managed fields of `new`: the fields
-/// it changed move to `manager`'s Update entry, fields it removed leave every entry.
+/// it changed move to `manager`'s Update entry, fields it removed leave every entry. A write
+/// that changes `metadata.managedFields` itself (a tool migrating managers) is taken as given,
+/// as the API server does; `[{}]` clears them.
 pub fn record_update(live: Option<&Value>, new: &mut Value, write: &Write<'_>) {
     let subresource = write.subresource();
-    let mut entries = live.map(managed_entries).unwrap_or_default();
+    let requested = new.pointer("/metadata/managedFields");
+    let mut entries = match (live, requested) {
+        (Some(l), Some(r)) if l.pointer("/metadata/managedFields") != Some(r) => {
+            managed_entries(new)
+        }
+        _ => live.map(managed_entries).unwrap_or_default(),
+    };
     let empty = json!({});
     let old = live.unwrap_or(&empty);
     let new_set = FieldSet::from_object(new, write.scope, false).unwrap_or_default();
@@ -647,6 +655,24 @@ mod tests {
         let mut target = json!({"a": {"b": 1, "c": 2}, "d": [1]});
         merge_patch(&mut target, &json!({"a": {"b": null, "e": 3}, "d": [2]}));
         assert_eq!(target, json!({"a": {"c": 2, "e": 3}, "d": [2]}));
+    }
+
+    #[test]
+    fn a_write_that_changes_managed_fields_is_taken_as_given() {
+        let live = apply_ok(None, &deployment(1, "a"), "kubectl", false)
+            .unwrap_or_else(|| panic!("created"));
+        let mut migrated = live.clone();
+        migrated["metadata"]["managedFields"][0]["manager"] = json!("tally");
+        record_update(Some(&live), &mut migrated, &write("kubectl-patch"));
+        let managers: Vec<String> = managed_entries(&migrated)
+            .into_iter()
+            .map(|e| e.manager)
+            .collect();
+        assert_eq!(managers, ["tally"]);
+        let mut reset = live.clone();
+        reset["metadata"]["managedFields"] = json!([{}]);
+        record_update(Some(&live), &mut reset, &write("x"));
+        assert!(managed_entries(&reset).is_empty());
     }
 
     #[test]
