@@ -685,6 +685,50 @@ fn a_deployment_first_created_by_kubectl_is_adopted_so_what_git_removes_is_remov
 }
 
 #[test]
+fn a_down_api_group_blocks_only_its_kinds_and_the_rest_is_applied() {
+    let c = setup("api-down");
+    // The policy group's discovery fails, as an aggregated API does when its server is down.
+    c.server.faults().inject(
+        Fault::status(503)
+            .on(Verb::Discovery)
+            .for_resource("policy"),
+    );
+    let plan = c.run("plan", &[]);
+    let shown = text(&plan);
+    assert_eq!(plan.status.code(), Some(3), "{shown}");
+    assert!(
+        shown
+            .contains("! blocked PodDisruptionBudget shop/api: its API (policy/v1) is unavailable"),
+        "{shown}"
+    );
+    let out = c.apply();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert!(
+        shown.contains("blocked PodDisruptionBudget shop/api"),
+        "{shown}"
+    );
+    let store = c.server.store();
+    assert!(store.get("deployments.apps", "shop", "api").is_some());
+    assert!(store.get("deployments.apps", "shop", "web").is_some());
+    assert!(
+        store
+            .get("poddisruptionbudgets.policy", "shop", "api")
+            .is_none()
+    );
+
+    // Back up: the next apply completes.
+    c.server.faults().clear();
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        store
+            .get("poddisruptionbudgets.policy", "shop", "api")
+            .is_some()
+    );
+}
+
+#[test]
 fn api_faults_mid_apply_are_retried() {
     let c = setup("faults");
     c.server

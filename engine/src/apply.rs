@@ -64,6 +64,9 @@ pub enum Completion {
     NotStarted(String),
     /// Stopped between waves on request, before this phase.
     Interrupted(Phase),
+    /// Every wave applied and healthy except the objects whose kind's API was unavailable
+    /// (see each wave's `blocked`); nothing was pruned.
+    Blocked,
 }
 
 /// What one wave did.
@@ -80,6 +83,8 @@ pub struct WaveReport {
     pub skipped: Vec<ObjectRef>,
     /// Objects the server refused, with its message.
     pub failed: Vec<(ObjectRef, String)>,
+    /// Objects not applied because their kind's API was unavailable, with why.
+    pub blocked: Vec<(ObjectRef, String)>,
     /// Objects that did not become healthy in time, with why.
     pub unhealthy: Vec<(ObjectRef, Health)>,
 }
@@ -127,6 +132,7 @@ impl ApplyReport {
         let mut out = Vec::new();
         for w in &self.waves {
             out.extend(w.failed.iter().cloned());
+            out.extend(w.blocked.iter().cloned());
             out.extend(
                 w.unhealthy
                     .iter()
@@ -150,7 +156,7 @@ impl ApplyReport {
                 "stopped before the {phase} wave (shutting down); nothing was pruned"
             )),
             Completion::NotStarted(reason) => why.push(format!("nothing was applied: {reason}")),
-            Completion::Clean | Completion::WaveFailed(_) => {}
+            Completion::Clean | Completion::WaveFailed(_) | Completion::Blocked => {}
         }
         if let Some(e) = &self.inventory_error {
             why.push(format!("recording the inventory: {e}"));
@@ -170,6 +176,9 @@ impl ApplyReport {
             }
             for (id, h) in &w.unhealthy {
                 let _ = writeln!(out, "unhealthy {id}: {h}");
+            }
+            for (id, why) in &w.blocked {
+                let _ = writeln!(out, "blocked {id}: {why}");
             }
         }
         for id in &self.pruned {
@@ -193,6 +202,7 @@ impl ApplyReport {
             Completion::WaveFailed(p) => format!("stopped: the {p} wave failed"),
             Completion::NotStarted(why) => format!("not started: {why}"),
             Completion::Interrupted(p) => format!("interrupted before the {p} wave"),
+            Completion::Blocked => "applied, except objects whose API is unavailable".to_owned(),
         };
         let _ = writeln!(
             out,
@@ -292,6 +302,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
             unchanged: 0,
             skipped: Vec::new(),
             failed: Vec::new(),
+            blocked: Vec::new(),
             unhealthy: Vec::new(),
         };
         for group in &wave.groups {
@@ -310,6 +321,10 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                 }
             }
             for o in &group.items {
+                if let Some(why) = &o.blocked {
+                    w.blocked.push((o.id.clone(), why.clone()));
+                    continue;
+                }
                 if !o.change.is_change() {
                     w.unchanged += 1;
                     continue;
@@ -386,6 +401,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
         if w.failed.is_empty() && !options.dry_run {
             let gating: Vec<&PlannedObject> = wave
                 .items()
+                .filter(|o| o.blocked.is_none())
                 .filter(|o| health::gates_next_wave(&o.id.api_version, &o.id.kind))
                 .collect();
             w.unhealthy = wait_healthy(cluster, &gating, &mut live, options).await;
@@ -402,6 +418,7 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
     if report.completion == Completion::Clean && !options.dry_run {
         let rest: Vec<&PlannedObject> = plan
             .objects()
+            .filter(|o| o.blocked.is_none())
             .filter(|o| !health::gates_next_wave(&o.id.api_version, &o.id.kind))
             .collect();
         let unhealthy = wait_healthy(cluster, &rest, &mut live, options).await;
@@ -416,11 +433,17 @@ pub async fn apply<C: Cluster>(cluster: &C, plan: &Plan, options: &ApplyOptions)
                     unchanged: 0,
                     skipped: Vec::new(),
                     failed: Vec::new(),
+                    blocked: Vec::new(),
                     unhealthy,
                 });
             }
             report.completion = Completion::WaveFailed(phase);
         }
+    }
+
+    if report.completion == Completion::Clean && report.waves.iter().any(|w| !w.blocked.is_empty())
+    {
+        report.completion = Completion::Blocked;
     }
 
     if options.dry_run {

@@ -108,6 +108,9 @@ pub struct PlannedObject {
     /// Fields of other deploy tools' managers tally takes over before applying (see
     /// [`crate::adopt`]).
     pub adoption: Option<Adoption>,
+    /// Why the object cannot be planned or applied now (its kind's API is unavailable); the
+    /// rest of the plan goes ahead without it.
+    pub blocked: Option<String>,
 }
 
 /// How many objects a plan creates, updates, leaves alone and prunes.
@@ -119,6 +122,8 @@ pub struct Summary {
     pub update: usize,
     /// Objects to delete and create again (immutable fields changed).
     pub replace: usize,
+    /// Objects that cannot be planned now (their kind's API is unavailable).
+    pub blocked: usize,
     /// Objects already as desired.
     pub unchanged: usize,
     /// Objects to delete.
@@ -160,6 +165,10 @@ impl Plan {
             ..Summary::default()
         };
         for o in self.objects() {
+            if o.blocked.is_some() {
+                s.blocked += 1;
+                continue;
+            }
             match o.change {
                 Change::Create => s.create += 1,
                 Change::Update(_) => s.update += 1,
@@ -173,7 +182,7 @@ impl Plan {
     /// Whether applying would change the cluster.
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
-        s.create + s.update + s.replace + s.prune > 0
+        s.create + s.update + s.replace + s.prune + s.blocked > 0
     }
 
     /// Each app's health from the live state the plan read: the worst of its objects (failed,
@@ -219,7 +228,12 @@ impl Plan {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for o in self.objects() {
-            diff::write_change(&mut out, &o.id, &o.change);
+            match &o.blocked {
+                Some(why) => {
+                    let _ = writeln!(out, "! blocked {}: {why}", o.id);
+                }
+                None => diff::write_change(&mut out, &o.id, &o.change),
+            }
         }
         for e in &self.prune.delete {
             diff::write_prune(&mut out, &e.to_ref());
@@ -236,9 +250,14 @@ impl Plan {
         } else {
             String::new()
         };
+        let blocked = if s.blocked > 0 {
+            format!(", {} blocked", s.blocked)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{}: {} to create, {} to update{replace}, {} to prune, {} unchanged",
+            "{}: {} to create, {} to update{replace}, {} to prune, {} unchanged{blocked}",
             self.environment, s.create, s.update, s.prune, s.unchanged
         );
         out
@@ -278,21 +297,41 @@ pub async fn plan<C: Cluster>(
         .collect();
 
     let autoscaled = ignore::autoscaled(&desired.objects);
-    let mut resources: HashMap<(String, String), Option<Resource>> = HashMap::new();
+    // A kind whose discovery fails (an aggregated API that is down) blocks its own objects, not
+    // the plan: the others are planned and applied.
+    let mut resources: HashMap<(String, String), Result<Option<Resource>, String>> = HashMap::new();
     let mut unknown = Vec::new();
     let mut objects = Vec::with_capacity(desired.objects.len());
+    let mut blocked: HashMap<usize, String> = HashMap::new();
     for value in desired.objects {
         let id = Entry::of(&value).to_ref();
         let key = (id.api_version.clone(), id.kind.clone());
-        let resource = match resources.get(&key) {
+        let found = match resources.get(&key) {
             Some(r) => r.clone(),
             None => {
-                let r = cluster.resource(&id.api_version, &id.kind).await?;
+                let r = match cluster.resource(&id.api_version, &id.kind).await {
+                    Ok(r) => Ok(r),
+                    Err(e) => {
+                        tracing::warn!(api_version = %id.api_version, kind = %id.kind, error = %e,
+                            "discovery failed: the objects of this kind are blocked");
+                        Err(format!("its API ({}) is unavailable: {e}", id.api_version))
+                    }
+                };
                 resources.insert(key, r.clone());
                 r
             }
         };
-        if resource.is_none() && !planned_crds.contains(&(id.group().to_owned(), id.kind.clone())) {
+        let resource = match found {
+            Ok(r) => r,
+            Err(why) => {
+                blocked.insert(objects.len(), why);
+                None
+            }
+        };
+        if resource.is_none()
+            && !blocked.contains_key(&objects.len())
+            && !planned_crds.contains(&(id.group().to_owned(), id.kind.clone()))
+        {
             unknown.push(format!("{} ({})", id, id.api_version));
         }
         objects.push((id, resource, value));
@@ -314,6 +353,22 @@ pub async fn plan<C: Cluster>(
             }
             _ => None,
         };
+        if let Some(why) = blocked.remove(&i) {
+            planned.push(PlannedObject {
+                index: i,
+                id,
+                app,
+                resource,
+                desired: value,
+                live: None,
+                change: Change::Unchanged,
+                as_user,
+                handover: Vec::new(),
+                adoption: None,
+                blocked: Some(why),
+            });
+            continue;
+        }
         // Taken, not copied: what stays in `live` is only what the prune checks need (objects
         // that left the desired state).
         let mut live = match live.remove(&Entry::from_ref(&id).key()) {
@@ -390,6 +445,7 @@ pub async fn plan<C: Cluster>(
             as_user,
             handover,
             adoption,
+            blocked: None,
         });
     }
 
@@ -401,8 +457,12 @@ pub async fn plan<C: Cluster>(
         .iter()
         .map(|o| Entry::from_ref(&o.id).key())
         .collect();
+    // With kinds blocked, what left git cannot all be seen: nothing is pruned this time (the
+    // apply is not clean either, so the inventory keeps every entry).
+    let any_blocked = planned.iter().any(|o| o.blocked.is_some());
     let (prune, prune_refused) = match &previous {
         None => (PruneSet::default(), None),
+        Some(_) if any_blocked => (PruneSet::default(), None),
         Some(prev) => {
             // Labelled objects the desired state no longer holds: the prune candidates.
             let mut rest = HashMap::with_capacity(live.len());

@@ -77,6 +77,9 @@ impl KubeCluster {
         let timeout = options.request_timeout.unwrap_or(Duration::from_secs(30));
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
+        // Retries are `Retrying`'s alone: kube's own layer (429, 503, 504) under it would
+        // multiply them, and an aggregated API that is down would hold a plan for minutes.
+        config.default_retry = false;
         KubeCluster::from_config(config)
     }
 

@@ -201,6 +201,12 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                 Err(e) => Err(e),
             }
         }
+        // Discovery of one group is recorded (and can be faulted) by the group's name, as an
+        // aggregated API that is down fails only its own group.
+        Route::Group(group) | Route::ResourceList { group, .. } => {
+            record.resource = group.clone();
+            Ok(Verb::Discovery)
+        }
         _ => Ok(Verb::Discovery),
     };
 
