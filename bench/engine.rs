@@ -348,12 +348,13 @@ fn drive_daemon(
         spread(&push_ms)
     );
     println!(
-        "  requests per round: {:.1} (get {:.1}, list {:.1}, watch opened {}, writes {})",
+        "  requests per round: {:.1} (get {:.1}, list {:.1}, watch opened {}, writes {}, dry runs {})",
         c.total() as f64 / count as f64,
         c.verb(Verb::Get) as f64 / count as f64,
         c.verb(Verb::List) as f64 / count as f64,
         c.verb(Verb::Watch),
-        c.writes()
+        c.writes(),
+        c.dry_runs()
     );
     println!("  daemon memory: {}", memory(pid));
 
@@ -382,11 +383,12 @@ fn drive_daemon(
         }
         let c = server.counters();
         println!(
-            "  push to applied (one change, commit {}): {} (the round itself {} ms); writes {}",
+            "  push to applied (one change, commit {}): {} (the round itself {} ms); writes {}, dry runs {}",
             &head[..8],
             ms(at - sent),
             round["duration_ms"],
-            c.writes()
+            c.writes(),
+            c.dry_runs()
         );
     }
     println!("  daemon memory: {}", memory(pid));
@@ -582,9 +584,10 @@ fn print_counters(c: &Counters) {
     .collect::<Vec<_>>()
     .join(", ");
     println!(
-        "  requests: {} ({by_verb}); writes {}",
+        "  requests: {} ({by_verb}); writes {}, dry runs {}",
         c.total(),
-        c.writes()
+        c.writes(),
+        c.dry_runs()
     );
     let writes: Vec<String> = c
         .iter()
