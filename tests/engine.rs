@@ -729,6 +729,40 @@ fn a_down_api_group_blocks_only_its_kinds_and_the_rest_is_applied() {
 }
 
 #[test]
+fn impersonated_tenants_are_held_to_the_roles_the_cluster_holds() {
+    let c = setup("impersonate");
+    // Guardrails (the deployer Role and its binding) go first, as tally; then each tenant's
+    // objects as its deployer, which the server authorizes against those roles.
+    let out = c.run("apply", &["--timeout", "20", "--impersonate-tenants"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = c.server.request_log();
+    let as_deployer = log
+        .iter()
+        .filter(|r| {
+            r.impersonate_user.as_deref() == Some("system:serviceaccount:shop:tally-deployer")
+        })
+        .count();
+    assert!(as_deployer > 0, "no request as the deployer");
+
+    // A kind the deployer's Role does not grant is refused by the server, with its message.
+    let quota = c.repo().join("apps/api/manifests/quota.yaml");
+    std::fs::write(
+        &quota,
+        "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: api-limits\nspec:\n  limits:\n    - type: Container\n      default:\n        memory: 256Mi\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = c.run("apply", &["--timeout", "20", "--impersonate-tenants"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert!(
+        shown.contains(
+            "User \"system:serviceaccount:shop:tally-deployer\" cannot patch resource \"limitranges\" in API group \"\" in the namespace \"shop\""
+        ),
+        "{shown}"
+    );
+}
+
+#[test]
 fn api_faults_mid_apply_are_retried() {
     let c = setup("faults");
     c.server

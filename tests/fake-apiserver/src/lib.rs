@@ -28,6 +28,7 @@ mod cluster;
 mod controller;
 mod faults;
 pub mod fields;
+mod rbac;
 mod requests;
 mod resources;
 mod selector;

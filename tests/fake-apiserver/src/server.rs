@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cluster::{Cluster, EventType, WatchStart, WriteOptions};
 use crate::faults::Faults;
+use crate::rbac;
 use crate::requests::{RequestRecord, Verb};
 use crate::resources::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -387,6 +388,21 @@ fn version_info((major, minor): (u32, u32)) -> Value {
     })
 }
 
+/// The RBAC verb of a request.
+fn rbac_verb(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Get => "get",
+        Verb::List => "list",
+        Verb::Watch => "watch",
+        Verb::Create => "create",
+        Verb::Update => "update",
+        Verb::Patch | Verb::Apply => "patch",
+        Verb::Delete => "delete",
+        Verb::DeleteCollection => "deletecollection",
+        _ => "get",
+    }
+}
+
 fn verb_of(
     method: &Method,
     target: &Target,
@@ -457,6 +473,35 @@ fn serve_resource(
         .ok_or_else(not_found_path)?;
     if target.namespace.is_some() && !rt.namespaced {
         return Err(not_found_path());
+    }
+    if let Some(user) = header_text(headers, "impersonate-user") {
+        let groups = headers
+            .get_all("impersonate-group")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let mut a = rbac::Attributes {
+            user: &user,
+            groups,
+            verb: rbac_verb(verb),
+            group: &rt.group,
+            resource: &rt.plural,
+            subresource: target.subresource.as_deref(),
+            namespace: target.namespace.as_deref(),
+            name: target.name.as_deref(),
+        };
+        rbac::authorize(&app.cluster, &a)?;
+        // An apply that would create the object needs `create` as well.
+        if verb == Verb::Apply
+            && let Some(name) = target.name.as_deref()
+            && app
+                .cluster
+                .get(&rt, target.namespace.as_deref().unwrap_or_default(), name)
+                .is_err()
+        {
+            a.verb = "create";
+            rbac::authorize(&app.cluster, &a)?;
+        }
     }
     if target.subresource.as_deref() == Some("scale") {
         return scale(app, &rt, target, verb, query, headers, body);

@@ -846,7 +846,7 @@ async fn fault_injection() {
 }
 
 #[tokio::test]
-async fn impersonation_is_logged() {
+async fn impersonation_is_logged_and_authorized() {
     let (server, _c) = server(Config::default()).await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
@@ -854,7 +854,8 @@ async fn impersonation_is_logged() {
         .header("Impersonate-User", "system:serviceaccount:team-a:deployer")
         .body(http_body_util::Empty::new())
         .unwrap();
-    assert_eq!(client.request(request).await.unwrap().status(), 200);
+    // No binding grants a ServiceAccount the cluster's namespaces.
+    assert_eq!(client.request(request).await.unwrap().status(), 403);
     let log = server.request_log();
     assert_eq!(
         log[0].impersonate_user.as_deref(),
