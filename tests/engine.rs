@@ -484,6 +484,38 @@ fn a_changed_selector_is_refused_before_any_write_and_replaced_when_allowed() {
 }
 
 #[test]
+fn a_field_the_server_fills_in_causes_no_write_on_the_next_round() {
+    // Charts often say `clusterIP: ""`: the server allocates one and keeps it on every update.
+    let c = setup("server-filled");
+    c.edit(
+        "apps/api/manifests/api.yaml",
+        "kind: Service\nmetadata:\n  name: api\nspec:\n",
+        "kind: Service\nmetadata:\n  name: api\nspec:\n  clusterIP: \"\"\n",
+    );
+    assert_eq!(c.apply().status.code(), Some(0));
+    let ip = c
+        .server
+        .store()
+        .get("services", "shop", "api")
+        .map(|s| s["spec"]["clusterIP"].clone());
+    assert!(
+        ip.as_ref()
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| !v.is_empty()),
+        "{ip:?}"
+    );
+
+    c.server.reset_request_log();
+    let plan = c.run("plan", &[]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = c.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let counters = c.server.counters();
+    assert_eq!(counters.writes(), 0, "{counters:?}");
+    assert_eq!(counters.dry_runs(), 2, "{counters:?}");
+}
+
+#[test]
 fn a_value_a_webhook_rewrites_is_not_written_again_every_round() {
     // A webhook pins every Deployment's image to a digest: live never equals git's tag.
     let pinned = "registry.example.com/pinned@sha256:0123456789abcdef";

@@ -212,6 +212,28 @@ pub fn allocate_cluster_ip(rt: &ResourceType, obj: &mut Value, n: u64) {
     spec.insert("clusterIPs".into(), json!([ip]));
 }
 
+/// On an update, a Service that leaves its cluster IP empty keeps the one allocated (the API
+/// server allows an empty `clusterIP` on update, for historical reasons, and fills it in).
+pub fn keep_allocated(rt: &ResourceType, live: &Value, new: &mut Value) {
+    if (rt.group.as_str(), rt.plural.as_str()) != ("", "services") {
+        return;
+    }
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        for field in ["clusterIP", "clusterIPs"] {
+            if let Some(v) = live.pointer(&format!("/spec/{field}")) {
+                spec.insert(field.into(), v.clone());
+            }
+        }
+    }
+}
+
 /// Applies the configured mutating webhooks for this resource.
 pub fn mutate(rt: &ResourceType, mutations: &[Mutation], obj: &mut Value) {
     let resource = if rt.group.is_empty() {

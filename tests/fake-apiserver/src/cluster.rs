@@ -460,6 +460,7 @@ impl Cluster {
         keep_server_fields(&live, &mut new, rt, version)?;
         if !status {
             admit(state, rt, &mut new);
+            admission::keep_allocated(rt, &live, &mut new);
             admission::check_immutable(rt, &live, &new)?;
         }
         bump_generation(&live, &mut new);
@@ -568,6 +569,7 @@ impl Cluster {
                 keep_server_fields(live, &mut new, rt, version)?;
                 if !status {
                     admit(&state, rt, &mut new);
+                    admission::keep_allocated(rt, live, &mut new);
                     admission::check_immutable(rt, live, &new)?;
                 }
                 bump_generation(live, &mut new);
