@@ -205,6 +205,49 @@ fn an_apps_recreate_and_ignore_fields_become_annotations_of_its_objects() {
 }
 
 #[test]
+fn a_blue_green_app_must_ship_one_deployment_and_both_services_selecting_it() {
+    let dir = temp_dir("layout-blue-green");
+    let repo = dir.join("repo");
+    let init = common::output(common::tally_command().arg("init").arg(&repo));
+    assert_eq!(init.status.code(), Some(0));
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = repo.join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(text.contains(from), "{from} not in {file}");
+        std::fs::write(&path, text.replace(from, to)).unwrap_or_else(|e| panic!("{e}"));
+    };
+    // The active Service selects other pods; the preview Service is missing.
+    edit(
+        "apps/web/manifests/web.yaml",
+        "  name: web\nspec:\n  selector:\n    app.kubernetes.io/name: web\n",
+        "  name: web\nspec:\n  selector:\n    app.kubernetes.io/name: web-old\n",
+    );
+    edit(
+        "apps/web/app.yaml",
+        "previewService: web-preview",
+        "previewService: web-next",
+    );
+    let repo_arg = repo.to_string_lossy().into_owned();
+    let out = tally(&[
+        "validate", &repo_arg, "--env", "staging", "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let app = format!("{repo_arg}/apps/web/app.yaml");
+    let found: Vec<(String, String, u64, u64)> = findings(&json(&out))
+        .into_iter()
+        .filter(|f| f.0 == "layout-blue-green")
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("layout-blue-green".to_owned(), app.clone(), 13, 5),
+            ("layout-blue-green".to_owned(), app, 14, 5),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn render_of_an_unknown_environment_fails_clearly() {
     let out = tally(&["render", "--env", "qa", "examples"]);
     assert_eq!(out.status.code(), Some(2));

@@ -20,6 +20,7 @@ pub mod model;
 pub mod overrides;
 pub mod render;
 pub mod rules;
+pub mod strategy;
 pub mod validate;
 
 pub use tally_validator as validator;

@@ -125,6 +125,7 @@ pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, L
 
     for (instance, app, at, objects) in apps {
         let tenant = repo.tenants.get(&app.spec.tenant);
+        let first = out.objects.len();
         for mut object in objects {
             let group = object.id.group().to_owned();
             let kind = object.id.kind.clone();
@@ -171,6 +172,8 @@ pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, L
             }
             out.objects.push(object);
         }
+        out.findings
+            .extend(crate::strategy::check(app, &out.objects[first..]));
     }
     Ok(out)
 }

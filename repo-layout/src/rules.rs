@@ -9,7 +9,7 @@
 
 use tally_validator::RuleDoc;
 
-use crate::{boundary, check, load, render};
+use crate::{boundary, check, load, render, strategy};
 
 /// Every rule the layout raises, as reports describe it.
 pub const DOCS: &[RuleDoc] = &[
@@ -59,6 +59,13 @@ pub const DOCS: &[RuleDoc] = &[
         render::rules::SOURCE,
         "An app source that cannot be read or rendered.",
         None,
+    ),
+    RuleDoc::new(
+        strategy::rules::BLUE_GREEN,
+        "A blueGreen app whose manifests do not fit the strategy.",
+        Some(
+            "Ship exactly one Deployment, and both Services (active and preview, distinct), each selecting the Deployment's pod labels.",
+        ),
     ),
     RuleDoc::new(
         boundary::rules::NAMESPACE,
