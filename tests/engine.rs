@@ -114,6 +114,11 @@ impl Cluster {
         self.run("apply", &["--timeout", "20"])
     }
 
+    /// Writes a file of the repo (a manifest added to an app).
+    fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.repo().join(file), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     fn edit(&self, file: &str, from: &str, to: &str) {
         let path = self.repo().join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -364,8 +369,7 @@ subjects:
 #[test]
 fn what_git_removes_from_a_list_the_server_keeps_whole_is_removed() {
     let c = setup("list-removal");
-    let file = c.repo().join("apps/api/manifests/access.yaml");
-    std::fs::write(&file, ACCESS).unwrap_or_else(|e| panic!("{e}"));
+    c.write("apps/api/manifests/access.yaml", ACCESS);
     let out = c.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let store = c.server.store();
@@ -586,8 +590,7 @@ spec:
 #[test]
 fn an_autoscaled_deployment_is_not_reset_by_apply_or_self_heal() {
     let c = setup("autoscaled");
-    let hpa = c.repo().join("apps/api/manifests/autoscaler.yaml");
-    std::fs::write(&hpa, AUTOSCALERS).unwrap_or_else(|e| panic!("{e}"));
+    c.write("apps/api/manifests/autoscaler.yaml", AUTOSCALERS);
     let out = c.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let store = c.server.store();
@@ -777,12 +780,10 @@ fn impersonated_tenants_are_held_to_the_roles_the_cluster_holds() {
     assert!(as_deployer > 0, "no request as the deployer");
 
     // A kind the deployer's Role does not grant is refused by the server, with its message.
-    let quota = c.repo().join("apps/api/manifests/quota.yaml");
-    std::fs::write(
-        &quota,
+    c.write(
+        "apps/api/manifests/quota.yaml",
         "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: api-limits\nspec:\n  limits:\n    - type: Container\n      default:\n        memory: 256Mi\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    );
     let out = c.run("apply", &["--timeout", "20", "--impersonate-tenants"]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(4), "{shown}");
