@@ -241,7 +241,28 @@ fn a_blue_green_app_must_ship_one_deployment_and_both_services_selecting_it() {
         found,
         [
             ("layout-blue-green".to_owned(), app.clone(), 13, 5),
-            ("layout-blue-green".to_owned(), app, 14, 5),
+            ("layout-blue-green".to_owned(), app.clone(), 14, 5),
+        ]
+    );
+    // The preview Service exists, but not the smoke test's port.
+    edit(
+        "apps/web/app.yaml",
+        "previewService: web-next",
+        "previewService: web-preview",
+    );
+    edit("apps/web/app.yaml", "port: http", "port: 9090");
+    let out = tally(&[
+        "validate", &repo_arg, "--env", "staging", "--format", "json",
+    ]);
+    let found: Vec<(String, String, u64, u64)> = findings(&json(&out))
+        .into_iter()
+        .filter(|f| f.0 == "layout-blue-green")
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("layout-blue-green".to_owned(), app.clone(), 13, 5),
+            ("layout-blue-green".to_owned(), app, 18, 7),
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -450,13 +450,66 @@ pub struct BlueGreen {
     /// Seconds to keep the old color up after a switch.
     #[serde(default = "BlueGreen::default_scale_down")]
     pub scale_down_delay_seconds: u32,
-    /// An HTTP path checked through the preview Service before switching.
+    /// An HTTP check of the new colour, through the preview Service, before switching.
     #[serde(default)]
-    pub smoke_test_path: Option<String>,
+    pub smoke_test: Option<SmokeTest>,
+    /// Switch as soon as the new colour is healthy and its smoke test passed.
+    #[serde(default = "BlueGreen::default_auto_promote")]
+    pub auto_promote: bool,
+    /// Replicas of the new colour before the switch (default: the Deployment's).
+    #[serde(default)]
+    pub preview_replicas: Option<u32>,
+    /// Seconds after a switch during which the active Service's ready endpoints are watched.
+    #[serde(default = "BlueGreen::default_post_promotion")]
+    pub post_promotion_seconds: u32,
 }
 
 impl BlueGreen {
     fn default_scale_down() -> u32 {
         300
     }
+
+    fn default_auto_promote() -> bool {
+        true
+    }
+
+    fn default_post_promotion() -> u32 {
+        30
+    }
+}
+
+/// An HTTP GET sent through the API server's Service proxy to the preview Service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmokeTest {
+    /// The path, e.g. `/ready`.
+    pub path: String,
+    /// The preview Service's port, by number or name.
+    pub port: PortRef,
+    /// The status that passes.
+    #[serde(default = "SmokeTest::default_status")]
+    pub expected_status: u16,
+    /// Tries before the test fails.
+    #[serde(default = "SmokeTest::default_attempts")]
+    pub attempts: u32,
+}
+
+impl SmokeTest {
+    fn default_status() -> u16 {
+        200
+    }
+
+    fn default_attempts() -> u32 {
+        3
+    }
+}
+
+/// A Service port, by number or by name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PortRef {
+    /// `port: 80`.
+    Number(u16),
+    /// `port: http`.
+    Name(String),
 }

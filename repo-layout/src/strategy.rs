@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use tally_validator::{Finding, Object, Severity};
 
 use crate::load::Entry;
-use crate::model::{AppSpec, Strategy};
+use crate::model::{AppSpec, PortRef, Strategy};
 
 /// Rule ids of strategy checks.
 pub mod rules {
@@ -58,6 +58,12 @@ pub fn check(app: &Entry<AppSpec>, objects: &[Object]) -> Vec<Finding> {
             .pointer("/spec/template/metadata/labels")
             .and_then(Value::as_object)
     });
+    if bg.smoke_test.is_some() && bg.preview_service.is_none() {
+        finding(
+            "/spec/strategy/smokeTest",
+            "the smoke test is sent to the preview Service, and the strategy names none (`previewService`)".into(),
+        );
+    }
     let mut services = vec![("/spec/strategy/service", "active", bg.service.as_str())];
     if let Some(preview) = &bg.preview_service {
         if *preview == bg.service {
@@ -80,6 +86,19 @@ pub fn check(app: &Entry<AppSpec>, objects: &[Object]) -> Vec<Finding> {
             );
             continue;
         };
+        if role == "preview"
+            && let Some(test) = &bg.smoke_test
+            && !exposes(service, &test.port)
+        {
+            let port = match &test.port {
+                PortRef::Number(n) => n.to_string(),
+                PortRef::Name(n) => n.clone(),
+            };
+            finding(
+                "/spec/strategy/smokeTest/port",
+                format!("the preview Service `{name}` has no port `{port}` for the smoke test"),
+            );
+        }
         let (Some(d), Some(labels)) = (deployment, pod_labels) else {
             continue;
         };
@@ -100,6 +119,18 @@ pub fn check(app: &Entry<AppSpec>, objects: &[Object]) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Whether a Service exposes this port (by its number or its name).
+fn exposes(service: &Object, port: &PortRef) -> bool {
+    let ports = service
+        .value
+        .pointer("/spec/ports")
+        .and_then(Value::as_array);
+    ports.into_iter().flatten().any(|p| match port {
+        PortRef::Number(n) => p.get("port").and_then(Value::as_u64) == Some(u64::from(*n)),
+        PortRef::Name(n) => p.get("name").and_then(Value::as_str) == Some(n),
+    })
 }
 
 /// Whether a Service selector (non-empty) matches these labels.
