@@ -49,7 +49,16 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.changed() => return,
             event = events.recv() => match event {
-                Ok(event) => on_event(&cluster, &config, &shutdown, &mut scheduled, &event),
+                Ok(event) => {
+                    // Endpoints follow Services and the readiness of Deployments.
+                    if matches!(
+                        (event.key.group.as_str(), event.key.resource.as_str()),
+                        ("", "services") | ("apps", "deployments")
+                    ) {
+                        crate::endpoints::sync(&cluster, &event.key.namespace);
+                    }
+                    on_event(&cluster, &config, &shutdown, &mut scheduled, &event);
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Missed events: look at everything again.
                     scheduled.clear();

@@ -26,6 +26,7 @@ mod admission;
 mod clock;
 mod cluster;
 mod controller;
+mod endpoints;
 mod faults;
 pub mod fields;
 mod rbac;
@@ -48,6 +49,7 @@ use tokio::task::JoinHandle;
 
 pub use admission::Mutation;
 pub use cluster::{ObjectKey, WatchStart};
+pub use endpoints::SMOKE_FAIL_MARKER;
 pub use faults::{Fault, Faults};
 pub use requests::{Counters, RequestRecord, Verb};
 pub use resources::{Registry, ResourceType};

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cluster::{Cluster, EventType, WatchStart, WriteOptions};
+use crate::endpoints;
 use crate::faults::Faults;
 use crate::rbac;
 use crate::requests::{RequestRecord, Verb};
@@ -55,8 +56,16 @@ enum Route {
     CoreVersions,
     Groups,
     Group(String),
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     Resource(Target),
+    /// `GET /api/v1/namespaces/<ns>/services/<name>[:<port>]/proxy/<path>`.
+    ServiceProxy {
+        namespace: String,
+        service: String,
+    },
     NotFound,
 }
 
@@ -109,6 +118,12 @@ fn parse_route(path: &str) -> Route {
         }
         ["namespaces", ns, plural] => target(plural, Some(ns), None, None),
         ["namespaces", ns, plural, name] => target(plural, Some(ns), Some(name), None),
+        ["namespaces", ns, "services", service, "proxy", ..] if group.is_empty() => {
+            Route::ServiceProxy {
+                namespace: ns.to_string(),
+                service: service.to_string(),
+            }
+        }
         ["namespaces", ns, plural, name, sub] => target(plural, Some(ns), Some(name), Some(sub)),
         [plural, name, sub] => target(plural, None, Some(name), Some(sub)),
         _ => Route::NotFound,
@@ -204,6 +219,13 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         }
         // Discovery of one group is recorded (and can be faulted) by the group's name, as an
         // aggregated API that is down fails only its own group.
+        Route::ServiceProxy { namespace, service } => {
+            record.resource = "services".into();
+            record.namespace = Some(namespace.clone());
+            record.name = Some(service.clone());
+            record.subresource = Some("proxy".into());
+            Ok(Verb::Get)
+        }
         Route::Group(group) | Route::ResourceList { group, .. } => {
             record.resource = group.clone();
             Ok(Verb::Discovery)
@@ -246,6 +268,17 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                         }
                     }
                     Route::NotFound => error_response(&not_found_path()),
+                    Route::ServiceProxy { namespace, service } => {
+                        match endpoints::proxy(&app.cluster, &namespace, &service) {
+                            Ok((code, body)) => {
+                                let mut response = Response::new(Body::from(body));
+                                *response.status_mut() = StatusCode::from_u16(code)
+                                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                                response
+                            }
+                            Err(e) => error_response(&e),
+                        }
+                    }
                     Route::Resource(target) => {
                         match serve_resource(&app, &target, verb, &query, &parts.headers, &bytes) {
                             Ok(response) => response,

@@ -917,3 +917,64 @@ fn background_server_and_kubeconfig() {
     assert!(server.store().get("namespaces", "", "default").is_some());
     drop(server);
 }
+
+#[tokio::test]
+async fn endpoints_follow_ready_replicas_and_the_service_proxy_answers_through_them() {
+    let config = Config::default().with_ready_delay(Duration::from_millis(30));
+    let (_server, c) = server(config).await;
+    let apply = async |path: String, body: Value| {
+        let status = c
+            .patch(&format!("{path}?fieldManager=tally"), APPLY, &body)
+            .await
+            .status;
+        assert!(status == 200 || status == 201, "{status}");
+    };
+    let service = |name: &str, app: &str| {
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+    };
+    apply(format!("{DEPLOY}/blue"), deployment("blue", 2, "web:1")).await;
+    apply(
+        format!("{DEPLOY}/green"),
+        deployment("green", 1, "web:2-smoke-bad"),
+    )
+    .await;
+    apply(
+        format!("{DEPLOY}/stuck"),
+        deployment("stuck", 1, "web:fail"),
+    )
+    .await;
+    for (name, app) in [("web", "blue"), ("preview", "green"), ("stuck", "stuck")] {
+        apply(
+            format!("/api/v1/namespaces/default/services/{name}"),
+            service(name, app),
+        )
+        .await;
+    }
+    let endpoints = eventually(async || {
+        let e = c.get("/api/v1/namespaces/default/endpoints/web").await.body;
+        (e["subsets"][0]["addresses"].as_array().map(Vec::len) == Some(2)).then_some(e)
+    })
+    .await;
+    assert_eq!(endpoints["subsets"][0]["ports"][0]["port"], 8080);
+    let proxy = |name: &str| format!("/api/v1/namespaces/default/services/{name}:http/proxy/ready");
+    assert_eq!(c.get(&proxy("web")).await.status, 200);
+    eventually(async || (c.get(&proxy("preview")).await.status == 500).then_some(())).await;
+    let stuck = c.get(&proxy("stuck")).await;
+    assert_eq!(stuck.status, 503);
+    assert_eq!(
+        stuck.body["message"],
+        "no endpoints available for service \"stuck\""
+    );
+    let not_ready = c
+        .get("/api/v1/namespaces/default/endpoints/stuck")
+        .await
+        .body;
+    assert_eq!(
+        not_ready["subsets"][0]["notReadyAddresses"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
