@@ -50,6 +50,11 @@ enum Command {
     /// printed on stderr. Exit status: 0 rendered, 1 the gate rejects it (the objects are printed
     /// all the same), 2 usage or I/O errors.
     Render(cmd::render::RenderArgs),
+    /// What a change to the repo does to each environment: every environment rendered at two
+    /// revisions and compared object by object, field by field. No cluster needed.
+    ///
+    /// Exit status: 0 no change, 3 changes, 2 usage or I/O errors.
+    Diff(cmd::diff::DiffArgs),
     /// Write a working repo (two environments, two tenants, three apps) to start from.
     Init(cmd::init::InitArgs),
     /// Gate and render an environment, read the cluster, and print what applying would change.
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::validate(args),
         Command::Render(args) => cmd::render::render(args),
+        Command::Diff(args) => cmd::diff::diff(args),
         Command::Init(args) => cmd::init::init(args),
         Command::Plan(args) => cmd::deploy::plan(args),
         Command::Apply(args) => cmd::deploy::apply(args),

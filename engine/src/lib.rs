@@ -79,6 +79,7 @@ pub mod ignore;
 pub mod inventory;
 pub mod plan;
 pub mod reconcile;
+pub mod review;
 pub mod source;
 pub mod status;
 pub mod wave;

@@ -482,6 +482,38 @@ fn cache_key(url: &str, branch: &str) -> String {
         .collect()
 }
 
+/// Writes the tree of revision `rev` (a commit, branch, tag or `HEAD~1`) of the git repository
+/// that holds `path` under `dir`, read from the object database (no checkout, the working tree
+/// untouched); `subdir` is where `path` lies inside the repository, so the returned directory is
+/// `path` as it was at that commit. Returns the commit id and that directory.
+pub fn export_revision(
+    path: &Path,
+    rev: &str,
+    dir: &Path,
+) -> Result<(String, PathBuf), SourceError> {
+    let fail = |message: String| SourceError::Materialise {
+        commit: rev.to_owned(),
+        message,
+    };
+    let repo = Repository::discover(path).map_err(|e| fail(e.message().to_owned()))?;
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| fail(e.message().to_owned()))?;
+    let tree = commit.tree().map_err(|e| fail(e.message().to_owned()))?;
+    write_tree(&repo, &tree, dir).map_err(fail)?;
+    let workdir = repo
+        .workdir()
+        .and_then(|w| w.canonicalize().ok())
+        .ok_or_else(|| fail("a bare repository has no working tree to compare".into()))?;
+    let inside = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.strip_prefix(&workdir).ok().map(Path::to_path_buf))
+        .unwrap_or_default();
+    Ok((commit.id().to_string(), dir.join(inside)))
+}
+
 /// Writes a tree's blobs under `dir`. Symbolic links and submodules are skipped: a link could
 /// point outside the tree, and a submodule's content is not in this repository.
 fn write_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path) -> Result<(), String> {

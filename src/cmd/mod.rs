@@ -1,6 +1,7 @@
 //! One module per subcommand: its flags and the library calls they become.
 
 pub mod deploy;
+pub mod diff;
 pub mod init;
 pub mod policies;
 pub mod render;

@@ -1,0 +1,118 @@
+//! `tally diff`: what a change to the repo does to each environment, without a cluster.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::Value;
+use tally_engine::review;
+use tally_engine::source::export_revision;
+use tally_layout::{load, render};
+
+use crate::exit::{CommandResult, Exit};
+
+/// `tally diff --base REF [--head REF] [--env ENV] [REPO]`.
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The revision to compare from: a commit, branch or tag (`origin/main`, `HEAD~1`).
+    #[arg(long)]
+    base: String,
+
+    /// The revision to compare to; without it, the files as they are now (the working tree).
+    #[arg(long)]
+    head: Option<String>,
+
+    /// Only this environment (default: every environment either side has).
+    #[arg(long, short = 'e')]
+    env: Option<String>,
+
+    /// The repo's root (inside a git repository).
+    #[arg(default_value = ".")]
+    path: PathBuf,
+}
+
+/// Renders each environment at both revisions and prints what changes. Exit 0 no change, 3
+/// changes, 2 errors.
+pub fn diff(args: DiffArgs) -> CommandResult {
+    if !load::is_repo(&args.path) {
+        return Err(format!(
+            "{} is not a tally repo (no tally.yaml of kind Repo)",
+            args.path.display()
+        ));
+    }
+    let scratch = tempdir()?;
+    let (base_commit, base_root) = export_revision(&args.path, &args.base, &scratch.0.join("base"))
+        .map_err(|e| e.to_string())?;
+    let head_root = match &args.head {
+        Some(rev) => {
+            export_revision(&args.path, rev, &scratch.0.join("head"))
+                .map_err(|e| e.to_string())?
+                .1
+        }
+        None => args.path.clone(),
+    };
+    let base = load_repo(
+        &base_root,
+        &format!("{} ({})", args.base, short(&base_commit)),
+    )?;
+    let head = load_repo(
+        &head_root,
+        args.head.as_deref().unwrap_or("the working tree"),
+    )?;
+    let environments: BTreeSet<String> = match &args.env {
+        Some(env) => [env.clone()].into(),
+        None => base
+            .environments
+            .keys()
+            .chain(head.environments.keys())
+            .cloned()
+            .collect(),
+    };
+    let mut changed = false;
+    for env in environments {
+        let before = objects(&base, &env)?;
+        let after = objects(&head, &env)?;
+        let d = review::compare(&env, &before, &after);
+        changed |= !d.is_empty();
+        print!("{}", d.text());
+    }
+    Ok(if changed { Exit::Changes } else { Exit::Ok })
+}
+
+fn load_repo(root: &Path, what: &str) -> Result<load::Repo, String> {
+    if !load::is_repo(root) {
+        return Err(format!(
+            "{what}: not a tally repo (no tally.yaml of kind Repo)"
+        ));
+    }
+    load::load(root).map_err(|e| format!("{what}: {e}"))
+}
+
+/// The environment's rendered objects; none when the repo has no such environment.
+fn objects(repo: &load::Repo, env: &str) -> Result<Vec<Value>, String> {
+    if !repo.environments.contains_key(env) {
+        return Ok(Vec::new());
+    }
+    let rendered = render::render(repo, env, &[]).map_err(|e| e.to_string())?;
+    Ok(rendered.objects.into_iter().map(|o| o.value).collect())
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> Result<TempDir, String> {
+    let dir = std::env::temp_dir().join(format!("tally-diff-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(TempDir(dir))
+}
