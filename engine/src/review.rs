@@ -24,6 +24,9 @@ pub struct EnvironmentDiff {
     pub removed: Vec<ObjectRef>,
     /// Objects in both that differ, with their fields.
     pub changed: Vec<(ObjectRef, Vec<FieldChange>)>,
+    /// Changed objects whose change touches fields the API server keeps immutable: the fields,
+    /// and whether the new object allows being deleted and created again.
+    pub immutable: Vec<(ObjectRef, Vec<String>, bool)>,
 }
 
 impl EnvironmentDiff {
@@ -40,6 +43,21 @@ impl EnvironmentDiff {
         }
         for (id, fields) in &self.changed {
             diff::write_change(&mut out, id, &Change::Update(fields.clone()));
+            if let Some((_, immutable, recreate)) = self.immutable.iter().find(|(i, ..)| i == id) {
+                let fields = immutable.join(", ");
+                if *recreate {
+                    let _ = writeln!(
+                        out,
+                        "    ! {fields} cannot change in place: the object will be deleted and created again"
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "    ! {fields} cannot change in place: applying will stop unless the object is annotated `{}: enabled` (or its app has `recreate: true`)",
+                        diff::RECREATE_ANNOTATION
+                    );
+                }
+            }
         }
         for id in &self.removed {
             let _ = writeln!(out, "- remove {id}");
@@ -88,12 +106,60 @@ pub fn compare(environment: &str, base: &[Value], head: &[Value]) -> Environment
                     );
                 }
                 if let Change::Update(fields) = diff::diff(&new, Some(&applied)) {
+                    let immutable = immutable_changed(&id, &fields);
+                    if !immutable.is_empty() {
+                        out.immutable
+                            .push((id.clone(), immutable, diff::recreate_allowed(&new)));
+                    }
                     out.changed.push((id, fields));
                 }
             }
         }
     }
     out.removed = old.into_values().map(|(id, _)| id).collect();
+    out
+}
+
+/// The fields of a kind the API server refuses to change in place (as field paths); the server
+/// has the last word when applying (see `confirm`), this is the warning ahead of it.
+fn immutable_fields(id: &ObjectRef) -> &'static [&'static str] {
+    match (id.group(), id.kind.as_str()) {
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => &["spec.selector"],
+        ("apps", "StatefulSet") => &[
+            "spec.selector",
+            "spec.serviceName",
+            "spec.volumeClaimTemplates",
+            "spec.podManagementPolicy",
+        ],
+        ("batch", "Job") => &["spec.selector", "spec.template"],
+        ("", "Service") => &["spec.clusterIP", "spec.clusterIPs"],
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["roleRef"],
+        ("", "PersistentVolumeClaim") => &[
+            "spec.accessModes",
+            "spec.storageClassName",
+            "spec.volumeMode",
+            "spec.selector",
+            "spec.dataSource",
+            "spec.volumeName",
+        ],
+        _ => &[],
+    }
+}
+
+/// The immutable fields a change touches.
+fn immutable_changed(id: &ObjectRef, fields: &[FieldChange]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in immutable_fields(id) {
+        let touched = fields.iter().any(|c| {
+            c.path == *f
+                || c.path
+                    .strip_prefix(f)
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        });
+        if touched {
+            out.push((*f).to_owned());
+        }
+    }
     out
 }
 
@@ -128,5 +194,30 @@ mod tests {
             "{text}"
         );
         assert!(compare("staging", &base, &base).is_empty());
+    }
+
+    #[test]
+    fn a_change_to_an_immutable_field_is_warned_about() {
+        let deployment = |app: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"selector": {"matchLabels": {"app": app}},
+                    "template": {"metadata": {"labels": {"app": app}}}}})
+        };
+        let d = compare("staging", &[deployment("web")], &[deployment("web2")]);
+        assert!(
+            d.text()
+                .contains("    ! spec.selector cannot change in place: applying will stop"),
+            "{}",
+            d.text()
+        );
+        let mut allowed = deployment("web2");
+        allowed["metadata"]["annotations"] = json!({"tally.dev/recreate": "enabled"});
+        let d = compare("staging", &[deployment("web")], &[allowed]);
+        assert!(
+            d.text().contains("will be deleted and created again"),
+            "{}",
+            d.text()
+        );
     }
 }
