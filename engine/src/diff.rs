@@ -701,7 +701,7 @@ pub fn quantity(text: &str) -> Option<f64> {
 /// The longest value shown in a text diff before it is cut.
 const MAX_SHOWN: usize = 200;
 
-fn shown(v: Option<&Value>, redacted: bool) -> String {
+pub(crate) fn shown(v: Option<&Value>, redacted: bool) -> String {
     if redacted {
         return "(redacted)".into();
     }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 use tally_layout::validator::ObjectRef;
 
-use crate::diff::{self, Change, FieldChange};
+use crate::diff::{self, Change, FieldChange, Op};
 use crate::fields::{self, MANAGER};
 use crate::inventory::{Entry, Key};
 
@@ -33,6 +33,83 @@ impl EnvironmentDiff {
     /// Whether anything changes.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// The summary line: `staging: 1 to add, 2 to change, 0 to remove`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} to add, {} to change, {} to remove",
+            self.environment,
+            self.added.len(),
+            self.changed.len(),
+            self.removed.len()
+        )
+    }
+
+    /// Markdown for a pull request (a comment or the job summary): a heading with the summary,
+    /// the change in a `diff` block (a changed field as its old line and its new line, so GitHub
+    /// colours them), folded when long.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("### {}\n\n", self.summary());
+        if self.is_empty() {
+            out.push_str("No change.\n\n");
+            return out;
+        }
+        let mut body = String::new();
+        for id in &self.added {
+            let _ = writeln!(body, "+ add {id}");
+        }
+        for (id, fields) in &self.changed {
+            let _ = writeln!(body, "  update {id}");
+            for f in fields {
+                let from = diff::shown(f.from.as_ref(), f.redacted);
+                let to = diff::shown(f.to.as_ref(), f.redacted);
+                match f.op {
+                    Op::Add => {
+                        let _ = writeln!(body, "+     {}: {to}", f.path);
+                    }
+                    Op::Remove => {
+                        let _ = writeln!(body, "-     {}: {from}", f.path);
+                    }
+                    Op::Change if f.redacted => {
+                        let _ = writeln!(body, "!     {}: (redacted, changed)", f.path);
+                    }
+                    _ => {
+                        let _ = writeln!(body, "-     {}: {from}", f.path);
+                        let _ = writeln!(body, "+     {}: {to}", f.path);
+                    }
+                }
+            }
+            if let Some((_, immutable, recreate)) = self.immutable.iter().find(|(i, ..)| i == id) {
+                let what = if *recreate {
+                    "the object will be deleted and created again"
+                } else {
+                    "applying will stop unless the object allows recreation (tally.dev/recreate)"
+                };
+                let _ = writeln!(
+                    body,
+                    "!     {} cannot change in place: {what}",
+                    immutable.join(", ")
+                );
+            }
+        }
+        for id in &self.removed {
+            let _ = writeln!(body, "- remove {id}");
+        }
+        // A fence inside a value must not end the block.
+        let body = body.replace("```", "`\u{200b}``");
+        let long = body.lines().count() > 40;
+        if long {
+            out.push_str("<details><summary>The change, object by object</summary>\n\n");
+        }
+        out.push_str("```diff\n");
+        out.push_str(&body);
+        out.push_str("```\n");
+        if long {
+            out.push_str("\n</details>\n");
+        }
+        out.push('\n');
+        out
     }
 
     /// As the plan reads: `+ add`, `- remove`, `~ update` with its fields, then a summary line.
@@ -62,14 +139,7 @@ impl EnvironmentDiff {
         for id in &self.removed {
             let _ = writeln!(out, "- remove {id}");
         }
-        let _ = writeln!(
-            out,
-            "{}: {} to add, {} to change, {} to remove",
-            self.environment,
-            self.added.len(),
-            self.changed.len(),
-            self.removed.len()
-        );
+        let _ = writeln!(out, "{}", self.summary());
         out
     }
 }
@@ -194,6 +264,15 @@ mod tests {
             "{text}"
         );
         assert!(compare("staging", &base, &base).is_empty());
+        let md = d.markdown();
+        assert!(
+            md.starts_with("### staging: 1 to add, 1 to change, 1 to remove\n\n```diff\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("-     data.x: \"1\"\n+     data.x: \"2\"\n"),
+            "{md}"
+        );
     }
 
     #[test]

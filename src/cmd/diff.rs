@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::Value;
 use tally_engine::review;
 use tally_engine::source::export_revision;
@@ -29,6 +29,16 @@ pub struct DiffArgs {
     /// The repo's root (inside a git repository).
     #[arg(default_value = ".")]
     path: PathBuf,
+
+    /// `text` (as `plan` prints), or `markdown` (for a pull request comment).
+    #[arg(long, short = 'f', value_enum, default_value_t = DiffFormat::Text)]
+    format: DiffFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Markdown,
 }
 
 /// Renders each environment at both revisions and prints what changes. Exit 0 no change, 3
@@ -69,12 +79,30 @@ pub fn diff(args: DiffArgs) -> CommandResult {
             .collect(),
     };
     let mut changed = false;
+    let mut markdown = String::new();
     for env in environments {
         let before = objects(&base, &env)?;
         let after = objects(&head, &env)?;
         let d = review::compare(&env, &before, &after);
         changed |= !d.is_empty();
-        print!("{}", d.text());
+        markdown.push_str(&d.markdown());
+        match args.format {
+            DiffFormat::Text => print!("{}", d.text()),
+            DiffFormat::Markdown => print!("{}", d.markdown()),
+        }
+    }
+    // In GitHub Actions, the job's summary page shows it too.
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        let head = args.head.as_deref().unwrap_or("the working tree");
+        let text = format!("## tally diff: {} → {head}\n\n{markdown}\n", args.base);
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&summary)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(file = %Path::new(&summary).display(), error = %e, "the job summary could not be written");
+        }
     }
     Ok(if changed { Exit::Changes } else { Exit::Ok })
 }
