@@ -185,13 +185,17 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
             "tally: warning: no .yaml, .yml or .json files under {}",
             args.paths
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(
+                    |p| tally_validator::text::escape(&tally_validator::source::path_name(p))
+                        .into_owned()
+                )
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
     if args.verbose {
         for file in &report.skipped {
+            let file = tally_validator::text::escape(file);
             eprintln!("tally: skipped {file}: not a Kubernetes object");
         }
     }

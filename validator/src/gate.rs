@@ -56,14 +56,89 @@ pub struct Sources {
 #[derive(Debug, Clone)]
 struct SourceLines {
     text: Arc<str>,
-    starts: std::sync::OnceLock<Vec<u32>>,
+    index: std::sync::OnceLock<LineIndex>,
+}
+
+/// Where each line starts and, on long lines, where every [`CHECKPOINT`]th character starts: a
+/// column on a 1 MB minified line is found without walking the line from its start.
+#[derive(Debug, Default, Clone)]
+struct LineIndex {
+    starts: Vec<u32>,
+    /// Per long line (by 0-based index): the byte offset of characters 0, CHECKPOINT, 2·CHECKPOINT, …
+    /// (`None` for a long line that is all ASCII, where a column is a byte offset).
+    checkpoints: HashMap<u32, Option<Vec<u32>>>,
+}
+
+/// Lines longer than this (in bytes) are quoted as a window around the column.
+const LONG_LINE: usize = 1024;
+/// Characters between two checkpoints of a long line.
+const CHECKPOINT: usize = 256;
+/// Characters a window keeps before the column.
+const WINDOW_BEFORE: usize = 60;
+/// Characters a window keeps from the column on.
+const WINDOW_AFTER: usize = 200;
+
+impl LineIndex {
+    fn build(text: &str) -> LineIndex {
+        let starts: Vec<u32> = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i as u32 + 1))
+            .collect();
+        let mut checkpoints = HashMap::new();
+        for (i, w) in starts.windows(2).enumerate() {
+            Self::index_long(text, i, w[0] as usize, w[1] as usize, &mut checkpoints);
+        }
+        if let Some(&last) = starts.last() {
+            let i = starts.len() - 1;
+            Self::index_long(text, i, last as usize, text.len(), &mut checkpoints);
+        }
+        LineIndex {
+            starts,
+            checkpoints,
+        }
+    }
+
+    fn index_long(
+        text: &str,
+        index: usize,
+        start: usize,
+        end: usize,
+        out: &mut HashMap<u32, Option<Vec<u32>>>,
+    ) {
+        if end - start <= LONG_LINE {
+            return;
+        }
+        let line = &text[start..end];
+        let marks = (!line.is_ascii()).then(|| {
+            line.char_indices()
+                .step_by(CHECKPOINT)
+                .map(|(b, _)| b as u32)
+                .collect()
+        });
+        out.insert(index as u32, marks);
+    }
+}
+
+/// A piece of a source line around a finding's column: the whole line when it is short, a window
+/// of it when it is long (minified JSON), so quoting a line costs the same on any line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineWindow<'a> {
+    /// The text shown, without the line ending.
+    pub text: &'a str,
+    /// The finding's column within `text` (1-based, in characters).
+    pub column: u32,
+    /// Part of the line before `text` is left out.
+    pub cut_before: bool,
+    /// Part of the line after `text` is left out.
+    pub cut_after: bool,
+    /// The line starts a flow collection (`{` or `[`): JSON, or YAML flow style.
+    pub flow_line: bool,
 }
 
 impl Sources {
     /// Records a file's text.
     pub fn insert(&mut self, file: Arc<str>, text: Arc<str>) {
-        let starts = std::sync::OnceLock::new();
-        self.texts.insert(file, SourceLines { text, starts });
+        let index = std::sync::OnceLock::new();
+        self.texts.insert(file, SourceLines { text, index });
     }
 
     /// The text of a file, when it was read as text.
@@ -71,26 +146,86 @@ impl Sources {
         self.texts.get(file).map(|t| &*t.text)
     }
 
-    /// Line `line` (1-based) of `file`, without its line ending.
-    pub fn line(&self, file: &str, line: u32) -> Option<&str> {
+    fn index_of(&self, file: &str) -> Option<(&str, &LineIndex)> {
         let source = self.texts.get(file)?;
         let text = &*source.text;
-        let starts = source.starts.get_or_init(|| {
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i as u32 + 1))
-                .collect()
-        });
-        let index = line.checked_sub(1)? as usize;
-        let start = *starts.get(index)? as usize;
-        let end = starts.get(index + 1).map_or(text.len(), |&e| e as usize);
+        Some((text, source.index.get_or_init(|| LineIndex::build(text))))
+    }
+
+    /// How many lines `file` has (a final line ending starts no line).
+    pub fn line_count(&self, file: &str) -> Option<usize> {
+        let (text, index) = self.index_of(file)?;
+        let n = index.starts.len();
+        Some(if text.ends_with('\n') || text.is_empty() {
+            n - 1
+        } else {
+            n
+        })
+    }
+
+    /// Line `line` (1-based) of `file`, without its line ending.
+    pub fn line(&self, file: &str, line: u32) -> Option<&str> {
+        let (text, index) = self.index_of(file)?;
+        Self::line_in(text, index, line)
+    }
+
+    fn line_in<'t>(text: &'t str, index: &LineIndex, line: u32) -> Option<&'t str> {
+        let starts = &index.starts;
+        let i = line.checked_sub(1)? as usize;
+        let start = *starts.get(i)? as usize;
+        let end = starts.get(i + 1).map_or(text.len(), |&e| e as usize);
         let l = &text[start..end];
-        if start == text.len() && index > 0 {
+        if start == text.len() && i > 0 {
             return None;
         }
         Some(
             l.strip_suffix('\n')
                 .map_or(l, |l| l.strip_suffix('\r').unwrap_or(l)),
         )
+    }
+
+    /// The part of line `line` of `file` to quote for a finding at `column`: the whole line, or
+    /// on a long line a window around the column. Its cost does not grow with the line.
+    pub fn window(&self, file: &str, line: u32, column: u32) -> Option<LineWindow<'_>> {
+        let (text, index) = self.index_of(file)?;
+        let l = Self::line_in(text, index, line)?;
+        let flow_line = matches!(l.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        let whole = LineWindow {
+            text: l,
+            column,
+            cut_before: false,
+            cut_after: false,
+            flow_line,
+        };
+        let Some(marks) = index.checkpoints.get(&(line - 1)) else {
+            return Some(whole);
+        };
+        let target = column.max(1) as usize - 1;
+        // The byte offset of a character index, from the nearest checkpoint before it.
+        let offset = |chars: usize| -> usize {
+            match marks {
+                None => chars.min(l.len()),
+                Some(marks) => {
+                    let k = (chars / CHECKPOINT).min(marks.len().saturating_sub(1));
+                    let from = marks.get(k).map_or(0, |&b| b as usize);
+                    let rest = chars - k * CHECKPOINT;
+                    l[from..]
+                        .char_indices()
+                        .nth(rest)
+                        .map_or(l.len(), |(b, _)| from + b)
+                }
+            }
+        };
+        let first = target.saturating_sub(WINDOW_BEFORE);
+        let from = offset(first);
+        let to = offset(target + WINDOW_AFTER);
+        Some(LineWindow {
+            text: &l[from..to],
+            column: (target - first) as u32 + 1,
+            cut_before: from > 0,
+            cut_after: to < l.len(),
+            flow_line,
+        })
     }
 
     /// Every file and its text.

@@ -161,8 +161,16 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            let item_positions = match positions.entry("items").map(|e| &e.value) {
-                Some(PosNode::Seq { items, .. }) => items.clone(),
+            let item_positions = match positions {
+                PosNode::Map { mut entries, .. } => {
+                    match entries.iter().rposition(|e| &*e.key == "items") {
+                        Some(i) => match entries.swap_remove(i).value {
+                            PosNode::Seq { items, .. } => items,
+                            _ => Vec::new(),
+                        },
+                        None => Vec::new(),
+                    }
+                }
                 _ => Vec::new(),
             };
             for (i, (item, pos)) in items.into_iter().zip(item_positions).enumerate() {
@@ -174,9 +182,12 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
     }
     // Attach the document's own findings to the object they sit in: the last one (of a List,
     // in source order) that starts at or before the finding.
+    // Objects are in source order: a binary search finds it (a List of many items with a
+    // finding each stays linear).
     let objects = &out.objects[before..];
     for f in &mut findings {
-        if let Some(o) = objects.iter().rev().find(|o| o.positions.pos() <= f.pos) {
+        let after = objects.partition_point(|o| o.positions.pos() <= f.pos);
+        if let Some(o) = after.checked_sub(1).map(|i| &objects[i]) {
             f.object = Some(o.id.clone());
         }
     }

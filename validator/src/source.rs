@@ -65,9 +65,24 @@ impl Input {
     /// The name findings use for this input.
     pub fn display_name(&self) -> String {
         match self {
-            Input::File(p) | Input::Unit(_, p) => p.to_string_lossy().into_owned(),
+            Input::File(p) | Input::Unit(_, p) => path_name(p),
             Input::Stdin => STDIN_NAME.to_owned(),
         }
+    }
+}
+
+/// A path as findings name it: as it is when it is UTF-8; otherwise losslessly, each invalid byte
+/// written `\xNN`, so two names that differ only there stay two files.
+pub fn path_name(path: &Path) -> String {
+    match path.to_str() {
+        Some(s) => s.to_owned(),
+        #[cfg(unix)]
+        None => {
+            use std::os::unix::ffi::OsStrExt;
+            crate::text::escape_bytes(path.as_os_str().as_bytes())
+        }
+        #[cfg(not(unix))]
+        None => path.to_string_lossy().into_owned(),
     }
 }
 
@@ -293,6 +308,16 @@ mod tests {
             SourceText::Text(t) => assert_eq!(t, "a: 1"),
             SourceText::Unreadable(f) => panic!("{f:?}"),
         }
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn non_utf8_names_stay_distinct() {
+        use std::os::unix::ffi::OsStrExt;
+        let a = Input::File(PathBuf::from(std::ffi::OsStr::from_bytes(b"m\xfe.yaml")));
+        let b = Input::File(PathBuf::from(std::ffi::OsStr::from_bytes(b"m\xff.yaml")));
+        assert_eq!(a.display_name(), "m\\xfe.yaml");
+        assert_ne!(a.display_name(), b.display_name());
     }
 
     #[test]

@@ -123,6 +123,8 @@ fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize
         anchors: HashMap::new(),
         alias_nodes: 0,
         findings: Vec::new(),
+        line_starts: None,
+        templates: HashMap::new(),
     };
     let mut loaded = LoadedYaml::default();
     let mut index = first_index;
@@ -170,6 +172,11 @@ struct Builder<'a, 'f> {
     anchors: HashMap<usize, Anchored>,
     alias_nodes: usize,
     findings: Vec<Finding>,
+    /// Where each line of `text` starts, built the first time a line's text is needed.
+    line_starts: Option<Vec<usize>>,
+    /// The first template action of a line (column, text), per line asked about: many complex
+    /// keys on one long line cost one scan of it.
+    templates: HashMap<u32, Option<(u32, String)>>,
 }
 
 impl<'a> Builder<'a, '_> {
@@ -179,6 +186,39 @@ impl<'a> Builder<'a, '_> {
             Some(Err(e)) => Err(LoadError::Scan(e)),
             None => Ok((Event::StreamEnd, Span::default())),
         }
+    }
+
+    /// Line `index` (0-based, within this chunk) without its line ending; empty past the end.
+    fn line(&mut self, index: u32) -> &'a str {
+        let text = self.text;
+        let starts = self.line_starts.get_or_insert_with(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let Some(&start) = starts.get(index as usize) else {
+            return "";
+        };
+        let end = starts
+            .get(index as usize + 1)
+            .map_or(text.len(), |&e| e - 1);
+        let line = &text[start..end.max(start)];
+        line.strip_suffix('\r').unwrap_or(line)
+    }
+
+    /// The first `{{` of line `line_no` (as reported, with the chunk's offset): its column and
+    /// the action's text.
+    fn template_on_line(&mut self, line_no: u32) -> Option<(u32, String)> {
+        if let Some(known) = self.templates.get(&line_no) {
+            return known.clone();
+        }
+        let line = self.line(line_no.saturating_sub(self.line_offset + 1));
+        let found = line.find("{{").map(|at| {
+            let column = line[..at].chars().count() as u32 + 1;
+            (column, snippet_at(line, at).to_owned())
+        });
+        self.templates.insert(line_no, found.clone());
+        found
     }
 
     fn pos(&self, span: &Span) -> Pos {
@@ -256,6 +296,7 @@ impl<'a> Builder<'a, '_> {
         let mut map = Map::new();
         let mut entries: Vec<MapEntry> = Vec::new();
         let mut merges: Vec<(Value, PosNode)> = Vec::new();
+        let mut seen: Option<HashMap<Box<str>, usize>> = None;
         loop {
             let (ev, span) = self.next()?;
             let key_pos = self.pos(&span);
@@ -278,16 +319,10 @@ impl<'a> Builder<'a, '_> {
                     let (ev, span) = self.next()?;
                     self.node(ev, span, depth + 1)?;
                     // `key: {{ .Values.x }}` parses as a flow mapping used as a key.
-                    let line = self
-                        .text
-                        .lines()
-                        .nth(key_pos.line.saturating_sub(self.line_offset + 1) as usize)
-                        .unwrap_or("");
-                    if let Some(col) = line.find("{{") {
-                        let pos = Pos::new(key_pos.line, line[..col].chars().count() as u32 + 1);
+                    if let Some((column, action)) = self.template_on_line(key_pos.line) {
+                        let pos = Pos::new(key_pos.line, column);
                         let msg = format!(
-                            "template syntax `{}` left in a manifest; render the chart or kustomization first",
-                            snippet_at(line, col)
+                            "template syntax `{action}` left in a manifest; render the chart or kustomization first"
                         );
                         self.finding(rules::TEMPLATE_LEFTOVER, Severity::Error, pos, msg);
                     } else {
@@ -304,19 +339,36 @@ impl<'a> Builder<'a, '_> {
             };
             let (ev, span) = self.next()?;
             let (value, node) = self.node(ev, span, depth + 1)?;
-            if let Some(first) = entries.iter().find(|e| *e.key == *key) {
-                let msg = format!(
-                    "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
-                    first.key_pos.line
-                );
-                self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
-                entries.retain(|e| *e.key != *key);
-            }
-            entries.push(MapEntry {
+            let entry = MapEntry {
                 key: key.as_str().into(),
                 key_pos,
                 value: node,
-            });
+            };
+            // The JSON map answers "seen before?" by hash; where the first one sits is only
+            // needed for a duplicate, so the key → entry index is built at the first one.
+            if map.contains_key(&key) {
+                let index = seen.get_or_insert_with(|| {
+                    entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| (e.key.clone(), i))
+                        .collect()
+                });
+                if let Some(&i) = index.get(key.as_str()) {
+                    let msg = format!(
+                        "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
+                        entries[i].key_pos.line
+                    );
+                    self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
+                    // The last one wins, at the first one's place (as in the JSON map).
+                    entries[i] = entry;
+                }
+            } else {
+                if let Some(index) = &mut seen {
+                    index.insert(entry.key.clone(), entries.len());
+                }
+                entries.push(entry);
+            }
             map.insert(key, value);
         }
         // YAML merge keys (`<<: *base`): explicit keys win, earlier merges win over later ones.
@@ -329,10 +381,12 @@ impl<'a> Builder<'a, '_> {
             };
             for (value, node) in sources {
                 if let (Value::Object(m), PosNode::Map { entries: es, .. }) = (value, node) {
+                    let mut by_key: HashMap<Box<str>, MapEntry> =
+                        es.into_iter().map(|e| (e.key.clone(), e)).collect();
                     for (k, v) in m {
                         if !map.contains_key(&k) {
-                            if let Some(e) = es.iter().find(|e| *e.key == *k) {
-                                entries.push(e.clone());
+                            if let Some(e) = by_key.remove(k.as_str()) {
+                                entries.push(e);
                             }
                             map.insert(k, v);
                         }
@@ -823,6 +877,44 @@ mod tests {
                 .message
                 .contains("first at line 1")
         );
+    }
+
+    #[test]
+    fn duplicates_in_a_large_mapping_are_each_found_once() {
+        // The check is a hash lookup (1,000,000 keys: see bench/); here the answers.
+        let mut s: String = (0..5000).map(|i| format!("k{i}: {i}\n")).collect();
+        s.push_str("k0: again\nk4999: again\nk0: thrice\n");
+        let l = load_str(&s);
+        let dups: Vec<_> = l.documents[0]
+            .findings
+            .iter()
+            .map(|f| (f.pos.line, f.message.clone()))
+            .collect();
+        assert_eq!(dups.len(), 3, "{dups:?}");
+        assert!(dups[0].1.contains("`k0` (first at line 1)"));
+        assert!(dups[1].1.contains("`k4999` (first at line 5000)"));
+        assert_eq!(dups[2].0, 5003);
+        let d = &l.documents[0];
+        assert_eq!(d.value["k0"], json!("thrice"));
+        assert_eq!(d.value.as_object().map(|m| m.len()), Some(5000));
+        assert_eq!(d.positions.locate("/k0").key, Some(Pos::new(5003, 1)));
+    }
+
+    #[test]
+    fn many_complex_keys_on_one_line_are_each_reported() {
+        let s = format!(
+            "{{{}}}\n",
+            (0..2000)
+                .map(|i| format!("[k{i}]: {i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let l = load_str(&s);
+        let n = all_findings(&l)
+            .iter()
+            .filter(|f| f.0 == rules::COMPLEX_KEY)
+            .count();
+        assert_eq!(n, 2000);
     }
 
     #[test]
