@@ -246,6 +246,50 @@ fn invalid_utf8_binary_and_utf16_files() {
 }
 
 #[test]
+#[cfg(unix)]
+fn one_unreadable_file_never_stops_the_run() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+    std::fs::write(at("good.yaml"), cm("good")).expect("write");
+    // One document with a stray Latin-1 byte, one with a NUL, and two good ones around them.
+    let mixed = format!(
+        "{}---\n{}  x: caf\u{e9}\n---\n{}  y: \0\n---\n{}",
+        cm("first"),
+        cm("latin1"),
+        cm("nul"),
+        cm("last")
+    );
+    let mut bytes = mixed.into_bytes();
+    // `é` above is two bytes in UTF-8; make it the single (Latin-1) byte 0xE9.
+    let e9 = bytes
+        .windows(2)
+        .position(|w| w == "é".as_bytes())
+        .expect("the é");
+    bytes.splice(e9..e9 + 2, [0xE9]);
+    std::fs::write(at("mixed.yaml"), bytes).expect("write");
+    std::os::unix::fs::symlink(at("nowhere.yaml"), at("dangling.yaml")).expect("a link");
+    let fifo_made = std::process::Command::new("mkfifo")
+        .arg(at("pipe.yaml"))
+        .status()
+        .is_ok_and(|s| s.success());
+    let r = check(&[dir.path().to_str().expect("a UTF-8 temp path")]);
+    r.at("file-unreadable", &at("dangling.yaml"), 1, 1);
+    if fifo_made {
+        r.at("file-unreadable", &at("pipe.yaml"), 1, 1);
+    }
+    r.at("file-encoding", &at("mixed.yaml"), 10, 9);
+    r.at("file-binary", &at("mixed.yaml"), 16, 6);
+    // good, first and last: the documents around the broken ones are still objects.
+    assert_eq!(r.count("objects"), 3, "{:#?}", r.findings);
+    assert_eq!(r.code, 1);
+    // Named on the command line, a dangling link is a finding too; a missing path is exit 2.
+    let r = check(&[&at("dangling.yaml"), &at("good.yaml")]);
+    r.at("file-unreadable", &at("dangling.yaml"), 1, 1);
+    assert_eq!(r.count("objects"), 1);
+}
+
+#[test]
 fn yaml11_booleans_and_octals_are_warnings() {
     let file = fixture("broken/yaml11.yaml");
     let r = check(&[&file]);

@@ -294,6 +294,39 @@ pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
     load_inputs_with(inputs, &UnitOptions::default())
 }
 
+/// Reads, decodes and parses one file. Never fails: a file that cannot be read is a finding.
+fn file_objects(input: &Input, name: Arc<str>) -> InputObjects {
+    let unreadable = |name: Arc<str>, findings: Vec<Finding>| {
+        let parsed = FileObjects {
+            objects: Vec::new(),
+            findings,
+            skipped: false,
+        };
+        (name, Vec::new(), parsed)
+    };
+    let bytes = match source::read_input(input, &name) {
+        Ok(bytes) => bytes,
+        Err(finding) => return unreadable(name, vec![*finding]),
+    };
+    let (text, shown, mut findings) = match source::decode(&name, bytes) {
+        SourceText::Text(text) => (text, None, Vec::new()),
+        SourceText::Partly {
+            text,
+            shown,
+            findings,
+        } => (text, Some(shown), findings),
+        SourceText::Unreadable(finding) => return unreadable(name, vec![*finding]),
+    };
+    let json = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")));
+    // JSON may indent with tabs; YAML may not. One tab is one column either way.
+    let text = if json { detab_indentation(&text) } else { text };
+    let mut parsed = objects_from(&name, yaml::load(&name, &text));
+    findings.append(&mut parsed.findings);
+    parsed.findings = findings;
+    let shown: Arc<str> = Arc::from(shown.unwrap_or(text));
+    (Arc::clone(&name), vec![(name, shown)], parsed)
+}
+
 /// As [`load_inputs`], rendering charts and kustomizations with `units`.
 pub fn load_inputs_with(inputs: &[Input], units: &UnitOptions) -> Result<Loaded, GateError> {
     let per_file: Vec<InputObjects> = inputs
@@ -303,28 +336,7 @@ pub fn load_inputs_with(inputs: &[Input], units: &UnitOptions) -> Result<Loaded,
             if let Input::Unit(kind, dir) = input {
                 return Ok(unit_objects(*kind, dir, &name, units));
             }
-            let bytes = source::read_bytes(input)?;
-            Ok(match source::decode(&name, bytes) {
-                SourceText::Text(mut text) => {
-                    if matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")))
-                    {
-                        // JSON may indent with tabs; YAML may not. One tab is one column either way.
-                        text = detab_indentation(&text);
-                    }
-                    let parsed = objects_from(&name, yaml::load(&name, &text));
-                    let text: Arc<str> = Arc::from(text);
-                    (Arc::clone(&name), vec![(name, text)], parsed)
-                }
-                SourceText::Unreadable(finding) => (
-                    name,
-                    Vec::new(),
-                    FileObjects {
-                        objects: Vec::new(),
-                        findings: vec![*finding],
-                        skipped: false,
-                    },
-                ),
-            })
+            Ok(file_objects(input, name))
         })
         .collect::<Result<_, GateError>>()?;
     let mut loaded = Loaded {

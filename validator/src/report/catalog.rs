@@ -26,6 +26,13 @@ const RULES: &[RuleDoc] = &[
         "A binary file where manifests were expected.",
         Some("Move the file out of the manifest directories or list it in .tallyignore."),
     ),
+    doc(
+        source::rules::UNREADABLE,
+        "A file that cannot be read: a dangling or looping symbolic link, no permission, or not a regular file (a FIFO, a device, a socket).",
+        Some(
+            "Fix or remove the link, make the file readable, or exclude the path (--exclude, .tallyignore); the other files are checked either way.",
+        ),
+    ),
     doc(yaml::rules::SYNTAX, "The YAML does not parse.", None),
     doc(
         yaml::rules::TAB,
