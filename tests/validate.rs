@@ -290,6 +290,44 @@ fn one_unreadable_file_never_stops_the_run() {
 }
 
 #[test]
+fn a_budget_crossed_is_one_finding_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+    std::fs::write(at("a-small.yaml"), cm("small")).expect("write");
+    std::fs::write(at("b-big.yaml"), cm(&"x".repeat(300))).expect("write");
+    let stream: Vec<String> = (0..4).map(|i| cm(&format!("doc{i}"))).collect();
+    std::fs::write(at("c-stream.yaml"), stream.join("---\n")).expect("write");
+    let deep = format!("a: {}1{}\n", "[".repeat(40), "]".repeat(40));
+    std::fs::write(at("d-deep.yaml"), deep).expect("write");
+    let r = check(&[
+        "--max-file-size",
+        "300",
+        "--max-documents",
+        "2",
+        "--max-depth",
+        "20",
+        dir.path().to_str().expect("a UTF-8 temp path"),
+    ]);
+    r.at("input-limit", &at("b-big.yaml"), 1, 1);
+    // The third document starts at the second `---` (line 10).
+    r.at("input-limit", &at("c-stream.yaml"), 10, 1);
+    assert_eq!(r.of_rule("input-limit").len(), 3, "{:#?}", r.findings);
+    // small, and the stream's first two documents.
+    assert_eq!(r.count("objects"), 3);
+    assert_eq!(r.code, 1);
+    // The run's total: the files past it (in order) are not read.
+    let r = check(&[
+        "--max-input-size",
+        "100",
+        &at("a-small.yaml"),
+        &at("c-stream.yaml"),
+    ]);
+    r.at("input-limit", &at("c-stream.yaml"), 1, 1);
+    assert_eq!(r.count("objects"), 1);
+}
+
+#[test]
 fn yaml11_booleans_and_octals_are_warnings() {
     let file = fixture("broken/yaml11.yaml");
     let r = check(&[&file]);

@@ -33,6 +33,32 @@ pub struct GateOptions {
     pub skip_policies: bool,
     /// How charts and kustomizations met in the inputs are rendered (`--helm-values`).
     pub units: UnitOptions,
+    /// What reading the input may cost (`--max-file-size`, `--max-input-size`,
+    /// `--max-documents`, `--max-depth`).
+    pub limits: InputLimits,
+}
+
+/// What one run may read. The defaults are far above any real repo; a file that crosses one is
+/// an `input-limit` finding, not read (or not read further), and the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    /// Largest file read, in bytes.
+    pub max_file_bytes: u64,
+    /// Most bytes read in one run, over every file: a file that would take the run past it (in
+    /// input order) is not read.
+    pub max_total_bytes: u64,
+    /// Nesting depth and documents per file.
+    pub yaml: yaml::YamlLimits,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        InputLimits {
+            max_file_bytes: 256 << 20,
+            max_total_bytes: 2 << 30,
+            yaml: yaml::YamlLimits::default(),
+        }
+    }
 }
 
 /// Errors that stop a run (exit status 2).
@@ -294,8 +320,24 @@ pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
     load_inputs_with(inputs, &UnitOptions::default())
 }
 
+/// A file's size when it is a regular file on disk (known before reading it).
+fn disk_size(input: &Input) -> Option<u64> {
+    match input {
+        Input::File(path) => std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len()),
+        _ => None,
+    }
+}
+
 /// Reads, decodes and parses one file. Never fails: a file that cannot be read is a finding.
-fn file_objects(input: &Input, name: Arc<str>) -> InputObjects {
+fn file_objects(
+    input: &Input,
+    name: Arc<str>,
+    limits: &InputLimits,
+    over_total: bool,
+) -> InputObjects {
     let unreadable = |name: Arc<str>, findings: Vec<Finding>| {
         let parsed = FileObjects {
             objects: Vec::new(),
@@ -304,10 +346,41 @@ fn file_objects(input: &Input, name: Arc<str>) -> InputObjects {
         };
         (name, Vec::new(), parsed)
     };
+    let limit = |message: String| {
+        Finding::new(
+            yaml::rules::LIMIT,
+            Severity::Error,
+            &name,
+            crate::Pos::START,
+            message,
+        )
+    };
+    if over_total {
+        let f = limit(format!(
+            "the run's input passed {} bytes before this file; it was not read (--max-input-size raises the limit)",
+            limits.max_total_bytes
+        ));
+        return unreadable(name, vec![f]);
+    }
+    if let Some(size) = disk_size(input).filter(|&n| n > limits.max_file_bytes) {
+        let f = limit(format!(
+            "this file is {size} bytes, more than {}; it was not read (--max-file-size raises the limit)",
+            limits.max_file_bytes
+        ));
+        return unreadable(name, vec![f]);
+    }
     let bytes = match source::read_input(input, &name) {
         Ok(bytes) => bytes,
         Err(finding) => return unreadable(name, vec![*finding]),
     };
+    if bytes.len() as u64 > limits.max_file_bytes {
+        // Stdin, or a file that grew since it was measured.
+        let f = limit(format!(
+            "this input is more than {} bytes; it was not read (--max-file-size raises the limit)",
+            limits.max_file_bytes
+        ));
+        return unreadable(name, vec![f]);
+    }
     let (text, shown, mut findings) = match source::decode(&name, bytes) {
         SourceText::Text(text) => (text, None, Vec::new()),
         SourceText::Partly {
@@ -320,7 +393,7 @@ fn file_objects(input: &Input, name: Arc<str>) -> InputObjects {
     let json = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")));
     // JSON may indent with tabs; YAML may not. One tab is one column either way.
     let text = if json { detab_indentation(&text) } else { text };
-    let mut parsed = objects_from(&name, yaml::load(&name, &text));
+    let mut parsed = objects_from(&name, yaml::load_with(&name, &text, &limits.yaml));
     findings.append(&mut parsed.findings);
     parsed.findings = findings;
     let shown: Arc<str> = Arc::from(shown.unwrap_or(text));
@@ -329,14 +402,38 @@ fn file_objects(input: &Input, name: Arc<str>) -> InputObjects {
 
 /// As [`load_inputs`], rendering charts and kustomizations with `units`.
 pub fn load_inputs_with(inputs: &[Input], units: &UnitOptions) -> Result<Loaded, GateError> {
+    load_inputs_limited(inputs, units, &InputLimits::default())
+}
+
+/// As [`load_inputs_with`], within `limits`.
+pub fn load_inputs_limited(
+    inputs: &[Input],
+    units: &UnitOptions,
+    limits: &InputLimits,
+) -> Result<Loaded, GateError> {
+    // The run's total is counted in input order, before reading, so which files are past it does
+    // not depend on which thread reads first.
+    let mut total = 0u64;
+    let over_total: Vec<bool> = inputs
+        .iter()
+        .map(|input| {
+            let size = disk_size(input).unwrap_or(0).min(limits.max_file_bytes);
+            let over = total.saturating_add(size) > limits.max_total_bytes;
+            if !over {
+                total += size;
+            }
+            over
+        })
+        .collect();
     let per_file: Vec<InputObjects> = inputs
         .par_iter()
-        .map(|input| {
+        .zip(over_total)
+        .map(|(input, over_total)| {
             let name: Arc<str> = Arc::from(input.display_name());
             if let Input::Unit(kind, dir) = input {
                 return Ok(unit_objects(*kind, dir, &name, units));
             }
-            Ok(file_objects(input, name))
+            Ok(file_objects(input, name, limits, over_total))
         })
         .collect::<Result<_, GateError>>()?;
     let mut loaded = Loaded {
@@ -451,7 +548,7 @@ fn is_config(input: &Input, config: Option<&std::path::Path>) -> bool {
 pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateError> {
     let mut inputs = source::discover(paths, &options.excludes)?;
     inputs.retain(|i| !is_config(i, options.policy.path.as_deref()));
-    let mut loaded = load_inputs_with(&inputs, &options.units)?;
+    let mut loaded = load_inputs_limited(&inputs, &options.units, &options.limits)?;
     let mut registry = SchemaRegistry::new(options.schema.clone())?;
     if !options.crds.is_empty() {
         let mut crd_inputs = source::discover(&options.crds, &[])?;

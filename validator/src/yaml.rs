@@ -34,14 +34,46 @@ pub mod rules {
     pub const AMBIGUOUS_NUMBER: &str = "yaml-ambiguous-number";
     /// Template syntax (`{{ .Values.x }}`) left in a file that is not a template.
     pub const TEMPLATE_LEFTOVER: &str = "template-leftover";
-    /// A value that JSON cannot carry (`.nan`, `.inf`) or an alias expansion too large.
+    /// A value that JSON cannot carry (`.nan`, `.inf`, a number too large for a float).
     pub const UNREPRESENTABLE: &str = "yaml-unrepresentable";
+    /// A budget crossed: nesting depth, documents per file, alias expansion, file or input size.
+    /// The file (or the rest of it) is not read; the run goes on.
+    pub const LIMIT: &str = "input-limit";
 }
 
-/// Deeper nesting than this is refused rather than risking the stack.
-const MAX_DEPTH: usize = 256;
-/// Nodes that aliases may expand to in one document (a "billion laughs" guard).
-const MAX_ALIAS_NODES: usize = 200_000;
+/// What reading one YAML stream may cost. The defaults are far above any real repo; each is a
+/// finding when crossed (at the line where it was), never a crash, and the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YamlLimits {
+    /// Deeper nesting is refused (aliases count with the depth of their anchor).
+    pub max_depth: usize,
+    /// Documents read from one stream; the rest of the stream is not read.
+    pub max_documents: usize,
+}
+
+impl Default for YamlLimits {
+    fn default() -> Self {
+        YamlLimits {
+            max_depth: 256,
+            max_documents: 100_000,
+        }
+    }
+}
+
+/// Deepest nesting a limit may allow (the default): later stages recurse on worker threads,
+/// whose stacks are finite. `--max-depth` can lower it.
+pub const DEPTH_CEILING: usize = 256;
+
+/// Nodes aliases may expand to in a stream of `bytes` bytes: a fixed floor plus half a node per
+/// input byte (the idea of go-yaml's alias ratio: expansion in proportion to what was written).
+/// The budget is the stream's, not a document's, so many documents cannot each spend it; over a
+/// run, aliases expand to at most half a node per input byte plus the floors.
+pub fn alias_budget(bytes: usize) -> usize {
+    ALIAS_FLOOR + bytes / 2
+}
+
+/// Alias expansion any stream may spend, however small.
+const ALIAS_FLOOR: usize = 4096;
 
 /// One YAML document of a stream.
 #[derive(Debug, Clone)]
@@ -65,25 +97,45 @@ pub struct LoadedYaml {
     pub findings: Vec<Finding>,
 }
 
-/// Reads a YAML stream (JSON is YAML too). Never fails: problems become findings.
+/// Reads a YAML stream (JSON is YAML too) with the default [`YamlLimits`]. Never fails:
+/// problems become findings.
 pub fn load(file: &Arc<str>, text: &str) -> LoadedYaml {
-    let whole = parse_chunk(file, text, 0, 0);
+    load_with(file, text, &YamlLimits::default())
+}
+
+/// Reads a YAML stream within `limits`. Never fails: problems become findings.
+pub fn load_with(file: &Arc<str>, text: &str, limits: &YamlLimits) -> LoadedYaml {
+    let limits = YamlLimits {
+        max_depth: limits.max_depth.min(DEPTH_CEILING),
+        ..*limits
+    };
+    let budget = alias_budget(text.len());
+    let mut spent = 0;
+    let whole = parse_chunk(file, text, 0, 0, &limits, budget, &mut spent);
     if whole.error.is_none() {
         return whole.loaded;
     }
-    // Isolate documents: parse each on its own so one error costs only its own document.
+    // Isolate documents: parse each on its own so one error costs only its own document. A
+    // budget crossed stays crossed: the stream's budget is shared by its documents.
     let mut out = LoadedYaml::default();
     let mut index = 0;
+    let mut spent = 0;
     for (start_line, chunk) in split_documents(text) {
-        let mut part = parse_chunk(file, chunk, start_line, index);
+        if index >= limits.max_documents {
+            out.findings
+                .push(too_many_documents(file, start_line + 1, &limits));
+            break;
+        }
+        let mut part = parse_chunk(file, chunk, start_line, index, &limits, budget, &mut spent);
         index += part
             .loaded
             .documents
             .len()
             .max(usize::from(part.error.is_some()));
+        let stop = matches!(part.error, Some(LoadError::TooManyDocuments(_)));
         let cause = part
             .error
-            .map(|err| describe_error(file, chunk, start_line, &err));
+            .map(|err| describe_error(file, chunk, start_line, &err, &limits));
         if let Some(cause) = &cause {
             // The template that broke the chunk may already be reported by the partial parse, at
             // the same spot: keep one finding, the one that explains the failure.
@@ -96,8 +148,24 @@ pub fn load(file: &Arc<str>, text: &str) -> LoadedYaml {
         out.documents.append(&mut part.loaded.documents);
         out.findings.append(&mut part.loaded.findings);
         out.findings.extend(cause);
+        if stop {
+            break;
+        }
     }
     out
+}
+
+fn too_many_documents(file: &Arc<str>, line: u32, limits: &YamlLimits) -> Finding {
+    Finding::new(
+        rules::LIMIT,
+        Severity::Error,
+        file,
+        Pos::new(line, 1),
+        format!(
+            "more than {} documents in one file; the rest of the file was not read (--max-documents raises the limit)",
+            limits.max_documents
+        ),
+    )
 }
 
 /// The result of parsing one stream or chunk; `error` is set when it stopped early.
@@ -111,17 +179,29 @@ struct Parsed {
 enum LoadError {
     Scan(ScanError),
     TooDeep(Pos),
-    AliasBomb(Pos),
+    AliasBomb(Pos, usize),
+    TooManyDocuments(Pos),
 }
 
-fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize) -> Parsed {
+fn parse_chunk(
+    file: &Arc<str>,
+    text: &str,
+    line_offset: u32,
+    first_index: usize,
+    limits: &YamlLimits,
+    alias_budget: usize,
+    alias_spent: &mut usize,
+) -> Parsed {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         text,
         file,
         line_offset,
+        limits: *limits,
+        arena: Vec::new(),
         anchors: HashMap::new(),
-        alias_nodes: 0,
+        alias_budget,
+        alias_spent: *alias_spent,
         findings: Vec::new(),
         line_starts: None,
         templates: HashMap::new(),
@@ -130,12 +210,15 @@ fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize
     let mut index = first_index;
     let error = loop {
         match b.next() {
-            Ok((Event::DocumentStart(_), _)) => {
+            Ok((Event::DocumentStart(_), span)) => {
+                if index >= limits.max_documents {
+                    break Some(LoadError::TooManyDocuments(b.pos(&span)));
+                }
                 b.anchors.clear();
-                b.alias_nodes = 0;
+                b.arena.clear();
                 let result = b.next().and_then(|(ev, span)| b.node(ev, span, 0));
-                let (value, positions) = match result {
-                    Ok(v) => v,
+                let root = match result {
+                    Ok(id) => id,
                     Err(e) => break Some(e),
                 };
                 match b.next() {
@@ -143,6 +226,8 @@ fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize
                     Ok(_) => {}
                     Err(e) => break Some(e),
                 }
+                let (value, positions) = b.build(root);
+                b.arena.clear();
                 loaded.documents.push(YamlDocument {
                     index,
                     value,
@@ -156,21 +241,52 @@ fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize
             Err(e) => break Some(e),
         }
     };
+    *alias_spent = b.alias_spent;
     // Findings from a document that did not finish belong to it, which is now lost: keep them.
     loaded.findings.append(&mut b.findings);
     Parsed { loaded, error }
 }
 
-/// An anchored node: its value, positions, node count and depth (for alias limits).
-type Anchored = (Value, PosNode, usize, usize);
+/// Index of a node in a document's arena.
+type NodeId = usize;
+
+/// A node of a document as parsed: children by index, so an alias is its anchor's index (shared,
+/// never copied while parsing). The JSON value and positions are built from it once the document
+/// is complete, aliases expanded within the stream's budget.
+struct Node {
+    pos: Pos,
+    kind: NodeKind,
+    /// Nodes of the expanded subtree (itself included), for the alias budget.
+    size: usize,
+    /// Depth of the expanded subtree (1 for a scalar), for the depth limit.
+    depth: usize,
+}
+
+enum NodeKind {
+    Scalar(Value),
+    Seq(Vec<NodeId>),
+    Map(Vec<ArenaEntry>),
+}
+
+struct ArenaEntry {
+    key: Box<str>,
+    key_pos: Pos,
+    value: NodeId,
+}
 
 struct Builder<'a, 'f> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     text: &'a str,
     file: &'f Arc<str>,
     line_offset: u32,
-    anchors: HashMap<usize, Anchored>,
-    alias_nodes: usize,
+    limits: YamlLimits,
+    /// The current document's nodes.
+    arena: Vec<Node>,
+    /// Anchor id → node (of the current document).
+    anchors: HashMap<usize, NodeId>,
+    /// Nodes aliases may still expand to in this stream, and how many they have.
+    alias_budget: usize,
+    alias_spent: usize,
     findings: Vec<Finding>,
     /// Where each line of `text` starts, built the first time a line's text is needed.
     line_starts: Option<Vec<usize>>,
@@ -233,70 +349,98 @@ impl<'a> Builder<'a, '_> {
             .push(Finding::new(rule, severity, self.file, pos, msg));
     }
 
-    fn node(
-        &mut self,
-        ev: Event<'a>,
-        span: Span,
-        depth: usize,
-    ) -> Result<(Value, PosNode), LoadError> {
+    fn push(&mut self, pos: Pos, kind: NodeKind) -> NodeId {
+        let (size, depth) = match &kind {
+            NodeKind::Scalar(_) => (1, 1),
+            NodeKind::Seq(items) => items.iter().fold((1, 1), |(s, d), &c| {
+                (s + self.arena[c].size, d.max(self.arena[c].depth + 1))
+            }),
+            NodeKind::Map(entries) => entries.iter().fold((1, 1), |(s, d), e| {
+                let c = &self.arena[e.value];
+                (s + 1 + c.size, d.max(c.depth + 1))
+            }),
+        };
+        self.arena.push(Node {
+            pos,
+            kind,
+            size,
+            depth,
+        });
+        self.arena.len() - 1
+    }
+
+    fn remember(&mut self, anchor: usize, id: NodeId) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, id);
+        }
+    }
+
+    fn node(&mut self, ev: Event<'a>, span: Span, depth: usize) -> Result<NodeId, LoadError> {
         let pos = self.pos(&span);
-        if depth > MAX_DEPTH {
+        if depth > self.limits.max_depth {
             return Err(LoadError::TooDeep(pos));
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let value = self.scalar(&text, style, tag.as_deref(), pos);
-                let node = PosNode::Scalar(pos);
-                self.remember(anchor, &value, &node);
-                Ok((value, node))
+                let id = self.push(pos, NodeKind::Scalar(value));
+                self.remember(anchor, id);
+                Ok(id)
             }
             Event::SequenceStart(anchor, _) => {
-                let mut values = Vec::new();
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
-                    let (v, p) = self.node(ev, span, depth + 1)?;
-                    values.push(v);
-                    items.push(p);
+                    items.push(self.node(ev, span, depth + 1)?);
                 }
-                let value = Value::Array(values);
-                let node = PosNode::Seq { pos, items };
-                self.remember(anchor, &value, &node);
-                Ok((value, node))
+                let id = self.push(pos, NodeKind::Seq(items));
+                self.remember(anchor, id);
+                Ok(id)
             }
             Event::MappingStart(anchor, _) => {
-                let (value, node) = self.mapping(pos, depth)?;
-                self.remember(anchor, &value, &node);
-                Ok((value, node))
+                let entries = self.mapping(depth)?;
+                let id = self.push(pos, NodeKind::Map(entries));
+                self.remember(anchor, id);
+                Ok(id)
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some((value, node, count, anchor_depth)) => {
-                    self.alias_nodes += count;
-                    if self.alias_nodes > MAX_ALIAS_NODES {
-                        return Err(LoadError::AliasBomb(pos));
+            Event::Alias(anchor) => match self.anchors.get(&anchor).copied() {
+                Some(id) => {
+                    // Shared, not copied: the expansion is paid for once the document is built,
+                    // and counted here against the stream's budget.
+                    let node = &self.arena[id];
+                    self.alias_spent = self.alias_spent.saturating_add(node.size);
+                    if self.alias_spent > self.alias_budget {
+                        return Err(LoadError::AliasBomb(pos, self.alias_budget));
                     }
                     // Aliases nest their anchor's depth: keep later stages' recursion bounded.
-                    if depth + anchor_depth > MAX_DEPTH {
+                    if depth + node.depth > self.limits.max_depth {
                         return Err(LoadError::TooDeep(pos));
                     }
-                    Ok((value.clone(), node.clone()))
+                    Ok(id)
                 }
                 // The parser rejects unknown aliases; stay total anyway.
-                None => Ok((Value::Null, PosNode::Scalar(pos))),
+                None => Ok(self.push(pos, NodeKind::Scalar(Value::Null))),
             },
             // Any other event here means a malformed stream the parser let through.
-            _ => Ok((Value::Null, PosNode::Scalar(pos))),
+            _ => Ok(self.push(pos, NodeKind::Scalar(Value::Null))),
         }
     }
 
-    fn mapping(&mut self, pos: Pos, depth: usize) -> Result<(Value, PosNode), LoadError> {
-        let mut map = Map::new();
-        let mut entries: Vec<MapEntry> = Vec::new();
-        let mut merges: Vec<(Value, PosNode)> = Vec::new();
-        let mut seen: Option<HashMap<Box<str>, usize>> = None;
+    fn mapping(&mut self, depth: usize) -> Result<Vec<ArenaEntry>, LoadError> {
+        let mut entries: Vec<ArenaEntry> = Vec::new();
+        let mut merges: Vec<NodeId> = Vec::new();
+        // Key → entry index; small mappings are searched, larger ones hashed.
+        let mut index: Option<HashMap<Box<str>, usize>> = None;
+        const HASHED_FROM: usize = 16;
+        let find = |entries: &[ArenaEntry], index: &Option<HashMap<Box<str>, usize>>, key: &str| {
+            match index {
+                Some(index) => index.get(key).copied(),
+                None => entries.iter().position(|e| &*e.key == key),
+            }
+        };
         loop {
             let (ev, span) = self.next()?;
             let key_pos = self.pos(&span);
@@ -311,7 +455,7 @@ impl<'a> Builder<'a, '_> {
                         merges.push(self.node(ev, span, depth + 1)?);
                         continue;
                     }
-                    text.into_owned()
+                    text
                 }
                 other => {
                     // A collection as a key: consume it and its value, report, move on.
@@ -338,70 +482,106 @@ impl<'a> Builder<'a, '_> {
                 }
             };
             let (ev, span) = self.next()?;
-            let (value, node) = self.node(ev, span, depth + 1)?;
-            let entry = MapEntry {
-                key: key.as_str().into(),
+            let value = self.node(ev, span, depth + 1)?;
+            let entry = ArenaEntry {
+                key: key.as_ref().into(),
                 key_pos,
-                value: node,
+                value,
             };
-            // The JSON map answers "seen before?" by hash; where the first one sits is only
-            // needed for a duplicate, so the key → entry index is built at the first one.
-            if map.contains_key(&key) {
-                let index = seen.get_or_insert_with(|| {
+            if let Some(i) = find(&entries, &index, &key) {
+                let msg = format!(
+                    "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
+                    entries[i].key_pos.line
+                );
+                self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
+                // The last one wins, at the first one's place (as in a JSON map).
+                entries[i] = entry;
+                continue;
+            }
+            if let Some(index) = &mut index {
+                index.insert(entry.key.clone(), entries.len());
+            } else if entries.len() + 1 == HASHED_FROM {
+                index = Some(
                     entries
                         .iter()
+                        .chain(std::iter::once(&entry))
                         .enumerate()
                         .map(|(i, e)| (e.key.clone(), i))
-                        .collect()
-                });
-                if let Some(&i) = index.get(key.as_str()) {
-                    let msg = format!(
-                        "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
-                        entries[i].key_pos.line
-                    );
-                    self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
-                    // The last one wins, at the first one's place (as in the JSON map).
-                    entries[i] = entry;
-                }
-            } else {
-                if let Some(index) = &mut seen {
-                    index.insert(entry.key.clone(), entries.len());
-                }
-                entries.push(entry);
+                        .collect(),
+                );
             }
-            map.insert(key, value);
+            entries.push(entry);
         }
         // YAML merge keys (`<<: *base`): explicit keys win, earlier merges win over later ones.
-        for (value, node) in merges {
-            let sources: Vec<(Value, PosNode)> = match (value, node) {
-                (Value::Array(vs), PosNode::Seq { items, .. }) => {
-                    vs.into_iter().zip(items).collect()
-                }
-                other => vec![other],
+        // Merged values are shared by index, as aliases are.
+        for merge in merges {
+            let sources: Vec<NodeId> = match &self.arena[merge].kind {
+                NodeKind::Seq(items) => items.clone(),
+                _ => vec![merge],
             };
-            for (value, node) in sources {
-                if let (Value::Object(m), PosNode::Map { entries: es, .. }) = (value, node) {
-                    let mut by_key: HashMap<Box<str>, MapEntry> =
-                        es.into_iter().map(|e| (e.key.clone(), e)).collect();
-                    for (k, v) in m {
-                        if !map.contains_key(&k) {
-                            if let Some(e) = by_key.remove(k.as_str()) {
-                                entries.push(e);
-                            }
-                            map.insert(k, v);
-                        }
+            for source in sources {
+                let NodeKind::Map(merged) = &self.arena[source].kind else {
+                    continue;
+                };
+                let mut added = Vec::new();
+                for e in merged {
+                    let present = find(&entries, &index, &e.key).is_some()
+                        || added.iter().any(|a: &ArenaEntry| a.key == e.key);
+                    if !present {
+                        added.push(ArenaEntry {
+                            key: e.key.clone(),
+                            key_pos: e.key_pos,
+                            value: e.value,
+                        });
                     }
+                }
+                for e in added {
+                    if let Some(index) = &mut index {
+                        index.insert(e.key.clone(), entries.len());
+                    }
+                    entries.push(e);
                 }
             }
         }
-        Ok((Value::Object(map), PosNode::Map { pos, entries }))
+        Ok(entries)
     }
 
-    fn remember(&mut self, anchor: usize, value: &Value, node: &PosNode) {
-        if anchor > 0 {
-            let (count, depth) = measure(value);
-            self.anchors
-                .insert(anchor, (value.clone(), node.clone(), count, depth));
+    /// The JSON value and positions of a finished document, aliases expanded (their cost was
+    /// checked against the budget while parsing).
+    fn build(&self, id: NodeId) -> (Value, PosNode) {
+        let node = &self.arena[id];
+        match &node.kind {
+            NodeKind::Scalar(v) => (v.clone(), PosNode::Scalar(node.pos)),
+            NodeKind::Seq(items) => {
+                let (values, items) = items.iter().map(|&c| self.build(c)).unzip();
+                (
+                    Value::Array(values),
+                    PosNode::Seq {
+                        pos: node.pos,
+                        items,
+                    },
+                )
+            }
+            NodeKind::Map(entries) => {
+                let mut map = Map::with_capacity(entries.len());
+                let mut out = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let (value, positions) = self.build(e.value);
+                    map.insert(e.key.to_string(), value);
+                    out.push(MapEntry {
+                        key: e.key.clone(),
+                        key_pos: e.key_pos,
+                        value: positions,
+                    });
+                }
+                (
+                    Value::Object(map),
+                    PosNode::Map {
+                        pos: node.pos,
+                        entries: out,
+                    },
+                )
+            }
         }
     }
 
@@ -461,19 +641,6 @@ impl<'a> Builder<'a, '_> {
             self.finding(rules::AMBIGUOUS_NUMBER, Severity::Warning, pos, msg);
         }
     }
-}
-
-/// A value's node count and depth.
-fn measure(v: &Value) -> (usize, usize) {
-    let children: Box<dyn Iterator<Item = &Value>> = match v {
-        Value::Array(a) => Box::new(a.iter()),
-        Value::Object(m) => Box::new(m.values()),
-        _ => return (1, 1),
-    };
-    children.fold((1, 1), |(count, depth), child| {
-        let (c, d) = measure(child);
-        (count + c, depth.max(d + 1))
-    })
 }
 
 /// How a plain scalar reads under the YAML 1.2 core schema.
@@ -719,7 +886,13 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
 
 /// Turns a parse failure into the most useful finding: a tab or a template beats a bare
 /// "did not find expected key".
-fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadError) -> Finding {
+fn describe_error(
+    file: &Arc<str>,
+    chunk: &str,
+    line_offset: u32,
+    err: &LoadError,
+    limits: &YamlLimits,
+) -> Finding {
     let (pos, info) = match err {
         LoadError::Scan(e) => (
             Pos::new(
@@ -729,14 +902,18 @@ fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadErro
             e.info().to_owned(),
         ),
         LoadError::TooDeep(pos) => {
-            let msg = format!("nesting deeper than {MAX_DEPTH} levels");
-            return Finding::new(rules::SYNTAX, Severity::Error, file, *pos, msg);
-        }
-        LoadError::AliasBomb(pos) => {
             let msg = format!(
-                "aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing to expand further"
+                "nesting deeper than {} levels (aliases count with their anchor's depth); this document was not read (--max-depth raises the limit)",
+                limits.max_depth
             );
-            return Finding::new(rules::UNREPRESENTABLE, Severity::Error, file, *pos, msg);
+            return Finding::new(rules::LIMIT, Severity::Error, file, *pos, msg);
+        }
+        LoadError::TooManyDocuments(pos) => return too_many_documents(file, pos.line, limits),
+        LoadError::AliasBomb(pos, budget) => {
+            let msg = format!(
+                "aliases in this file expand to more than {budget} nodes (half a node per byte of the file, plus {ALIAS_FLOOR}); this document was not read"
+            );
+            return Finding::new(rules::LIMIT, Severity::Error, file, *pos, msg);
         }
     };
     // Errors at the end of input sit on a line past the last: point at the last real line.
@@ -966,7 +1143,7 @@ mod tests {
             s.push_str(&format!("a{i}: &a{i} [[[[[[[[*a{p}]]]]]]]]\n"));
         }
         let l = load_str(&s);
-        assert_eq!(l.findings[0].rule, rules::SYNTAX);
+        assert_eq!(l.findings[0].rule, rules::LIMIT);
         assert!(
             l.findings[0].message.contains("nesting deeper"),
             "{:?}",
@@ -1041,7 +1218,61 @@ mod tests {
             ));
         }
         let l = load_str(&s);
-        assert!(l.findings.iter().any(|f| f.rule == rules::UNREPRESENTABLE));
+        assert!(l.findings.iter().any(|f| f.rule == rules::LIMIT));
+    }
+
+    #[test]
+    fn the_alias_budget_is_the_streams_not_each_documents() {
+        // Each document expands to about 3,000 nodes, well under the budget alone; together
+        // they cross it once, and every later document that expands aliases is refused too,
+        // while those without aliases are read.
+        let doc = "a: &a [x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
+        let mut s = String::new();
+        for i in 0..40 {
+            s.push_str("---\n");
+            s.push_str(if i % 2 == 0 { doc } else { "plain: 1\n" });
+        }
+        let l = load_str(&s);
+        let refused = l.findings.iter().filter(|f| f.rule == rules::LIMIT).count();
+        let budget = alias_budget(s.len());
+        assert!(budget < 20 * 3000, "{budget}");
+        assert!(refused > 0 && refused < 20, "{refused}");
+        assert_eq!(
+            l.documents
+                .iter()
+                .filter(|d| d.value["plain"] == json!(1))
+                .count(),
+            20
+        );
+    }
+
+    #[test]
+    fn nested_anchors_are_shared_not_copied() {
+        // 120 anchors, each inside the one before: parsing copies none of them (it used to copy
+        // every anchored subtree, quadratic in the nesting), and the value is all there.
+        let mut s = String::new();
+        for i in 0..120 {
+            s.push_str(&format!("{{k{i}: v, n{i}: &a{i} "));
+        }
+        s.push_str("end");
+        s.push_str(&"}".repeat(120));
+        s.push_str("\nagain: *a100\n");
+        let l = load_str(&format!("root: {s}"));
+        assert!(all_findings(&l).is_empty(), "{:?}", l.findings);
+        let again = &l.documents[0].value["again"];
+        assert_eq!(again["k101"], json!("v"));
+    }
+
+    #[test]
+    fn documents_past_the_limit_are_one_finding() {
+        let limits = YamlLimits {
+            max_documents: 3,
+            ..YamlLimits::default()
+        };
+        let s = "a: 1\n---\nb: 2\n---\nc: 3\n---\nd: 4\n---\ne: 5\n";
+        let l = load_with(&Arc::from("t.yaml"), s, &limits);
+        assert_eq!(l.documents.len(), 3);
+        assert_eq!(all_findings(&l), vec![(rules::LIMIT, 6, 1)]);
     }
 
     #[test]

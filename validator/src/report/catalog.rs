@@ -33,6 +33,18 @@ const RULES: &[RuleDoc] = &[
             "Fix or remove the link, make the file readable, or exclude the path (--exclude, .tallyignore); the other files are checked either way.",
         ),
     ),
+    doc(
+        yaml::rules::LIMIT,
+        "A file crosses one of the gate's budgets (file size, input size, documents per file, nesting depth, alias expansion); the file, or the rest of it, was not read.",
+        Some(
+            "Split the file or simplify it; a limit that real files cross can be raised: --max-file-size, --max-input-size, --max-documents, --max-depth (lower only).",
+        ),
+    ),
+    doc(
+        crate::manifest::rules::TOO_LARGE,
+        "An object larger than the API server stores (1.5 MiB as JSON, etcd's request limit).",
+        Some("Move large data out of the object (a volume, an image, several ConfigMaps)."),
+    ),
     doc(yaml::rules::SYNTAX, "The YAML does not parse.", None),
     doc(
         yaml::rules::TAB,
