@@ -328,6 +328,29 @@ fn a_budget_crossed_is_one_finding_and_the_run_goes_on() {
 }
 
 #[test]
+fn smaller_misreadings_are_named_where_they_are() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let json = "{\n  \"apiVersion\": \"v1\",\n  // the kind\n  \"kind\": \"ConfigMap\",\n  \"metadata\": {\"name\": \"a\"}\n}\n";
+    std::fs::write(at("commented.json"), json).expect("write");
+    std::fs::write(at("empty.yaml"), "").expect("write");
+    std::fs::write(at("comments.yaml"), "# nothing yet\n---\n# still nothing\n").expect("write");
+    let tagged = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: t\ndata:\n  bucket: !Ref Bucket\n  big: 1e400\n";
+    std::fs::write(at("tagged.yaml"), tagged).expect("write");
+    let r = check(&[
+        "--show",
+        "info",
+        dir.path().to_str().expect("a UTF-8 temp path"),
+    ]);
+    r.at("yaml-syntax", &at("commented.json"), 3, 3);
+    r.at("empty-file", &at("empty.yaml"), 1, 1);
+    r.at("empty-file", &at("comments.yaml"), 1, 1);
+    r.at("yaml-unknown-tag", &at("tagged.yaml"), 6, 11);
+    r.at("yaml-unrepresentable", &at("tagged.yaml"), 7, 8);
+    assert_eq!(r.findings.len(), 5, "{:#?}", r.findings);
+}
+
+#[test]
 fn yaml11_booleans_and_octals_are_warnings() {
     let file = fixture("broken/yaml11.yaml");
     let r = check(&[&file]);

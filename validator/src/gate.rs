@@ -393,11 +393,67 @@ fn file_objects(
     let json = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")));
     // JSON may indent with tabs; YAML may not. One tab is one column either way.
     let text = if json { detab_indentation(&text) } else { text };
-    let mut parsed = objects_from(&name, yaml::load_with(&name, &text, &limits.yaml));
+    let mut parsed = match json.then(|| json_comment(&text)).flatten() {
+        // YAML would read `// x` as a plain scalar and fail lines later: say what it is, here.
+        Some(pos) => FileObjects {
+            objects: Vec::new(),
+            findings: vec![Finding::new(
+                yaml::rules::SYNTAX,
+                Severity::Error,
+                &name,
+                pos,
+                "a comment in a JSON file: JSON has no comments, and kubectl and the API server reject the file; remove it",
+            )],
+            skipped: false,
+        },
+        None => objects_from(&name, yaml::load_with(&name, &text, &limits.yaml)),
+    };
+    let nothing = parsed.objects.is_empty() && parsed.findings.is_empty() && !parsed.skipped;
+    if nothing && findings.is_empty() {
+        parsed.findings.push(Finding::new(
+            crate::manifest::rules::EMPTY_FILE,
+            Severity::Info,
+            &name,
+            crate::Pos::START,
+            "this file holds no document: it is empty or only comments",
+        ));
+    }
     findings.append(&mut parsed.findings);
     parsed.findings = findings;
     let shown: Arc<str> = Arc::from(shown.unwrap_or(text));
     (Arc::clone(&name), vec![(name, shown)], parsed)
+}
+
+/// Where the first comment (`//` or `/*` outside a string) of a JSON text starts.
+fn json_comment(text: &str) -> Option<crate::Pos> {
+    let (mut line, mut column) = (1u32, 1u32);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == '/' && matches!(chars.peek(), Some('/' | '*')) {
+            return Some(crate::Pos::new(line, column));
+        } else if c == '#' {
+            // `#` is a YAML comment the parser drops silently; JSON has none either.
+            return Some(crate::Pos::new(line, column));
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+            in_string = false;
+        } else {
+            column += 1;
+        }
+    }
+    None
 }
 
 /// As [`load_inputs`], rendering charts and kustomizations with `units`.
@@ -608,6 +664,19 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_comments_are_found_outside_strings() {
+        assert_eq!(
+            json_comment("{\n  \"a\": \"http://x/*\",\n  // c\n}"),
+            Some(crate::Pos::new(3, 3))
+        );
+        assert_eq!(
+            json_comment("{\"a\": \"\\\"//\"} /* c */"),
+            Some(crate::Pos::new(1, 15))
+        );
+        assert_eq!(json_comment("{\"a#b\": 1}"), None);
+    }
 
     #[test]
     fn source_lines_are_indexed() {

@@ -33,6 +33,8 @@ pub mod rules {
     pub const MISSING_KIND: &str = "missing-kind";
     /// No `metadata.name`.
     pub const MISSING_NAME: &str = "missing-name";
+    /// A file with no document at all: empty, or only comments (an info).
+    pub const EMPTY_FILE: &str = "empty-file";
     /// An object larger than the API server stores (etcd's 1.5 MiB request limit).
     pub const TOO_LARGE: &str = "object-too-large";
 }

@@ -10,6 +10,7 @@
 //! costs only itself.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
@@ -36,6 +37,8 @@ pub mod rules {
     pub const TEMPLATE_LEFTOVER: &str = "template-leftover";
     /// A value that JSON cannot carry (`.nan`, `.inf`, a number too large for a float).
     pub const UNREPRESENTABLE: &str = "yaml-unrepresentable";
+    /// A tag no Kubernetes reader resolves (`!Ref`, `!!python/object`).
+    pub const UNKNOWN_TAG: &str = "yaml-unknown-tag";
     /// A budget crossed: nesting depth, documents per file, alias expansion, file or input size.
     /// The file (or the rest of it) is not read; the run goes on.
     pub const LIMIT: &str = "input-limit";
@@ -200,6 +203,7 @@ fn parse_chunk(
         limits: *limits,
         arena: Vec::new(),
         anchors: HashMap::new(),
+        keys: std::hash::RandomState::new(),
         alias_budget,
         alias_spent: *alias_spent,
         findings: Vec::new(),
@@ -226,7 +230,7 @@ fn parse_chunk(
                     Ok(_) => {}
                     Err(e) => break Some(e),
                 }
-                let (value, positions) = b.build(root);
+                let (value, positions) = b.build(root, false);
                 b.arena.clear();
                 loaded.documents.push(YamlDocument {
                     index,
@@ -247,6 +251,28 @@ fn parse_chunk(
     Parsed { loaded, error }
 }
 
+/// Key hash → entry index of a large mapping. Keys are hashed once with the process's random
+/// SipHash keys (so no input can choose collisions); the table uses that hash as it is.
+type KeyIndex = HashMap<u64, usize, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// A hasher for values that are already keyed hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Index of a node in a document's arena.
 type NodeId = usize;
 
@@ -260,6 +286,9 @@ struct Node {
     size: usize,
     /// Depth of the expanded subtree (1 for a scalar), for the depth limit.
     depth: usize,
+    /// Reached by an alias or a merge too: built by copying (every other node is built once,
+    /// by moving).
+    shared: bool,
 }
 
 enum NodeKind {
@@ -284,6 +313,8 @@ struct Builder<'a, 'f> {
     arena: Vec<Node>,
     /// Anchor id → node (of the current document).
     anchors: HashMap<usize, NodeId>,
+    /// The keys of mapping-key hashes (random per process).
+    keys: std::hash::RandomState,
     /// Nodes aliases may still expand to in this stream, and how many they have.
     alias_budget: usize,
     alias_spent: usize,
@@ -365,6 +396,7 @@ impl<'a> Builder<'a, '_> {
             kind,
             size,
             depth,
+            shared: false,
         });
         self.arena.len() - 1
     }
@@ -387,7 +419,10 @@ impl<'a> Builder<'a, '_> {
                 self.remember(anchor, id);
                 Ok(id)
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                if let Some(tag) = tag.as_deref() {
+                    self.unknown_tag(tag, &["seq", "set", "omap", "pairs"], pos);
+                }
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next()?;
@@ -400,7 +435,10 @@ impl<'a> Builder<'a, '_> {
                 self.remember(anchor, id);
                 Ok(id)
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
+                if let Some(tag) = tag.as_deref() {
+                    self.unknown_tag(tag, &["map", "set", "omap"], pos);
+                }
                 let entries = self.mapping(depth)?;
                 let id = self.push(pos, NodeKind::Map(entries));
                 self.remember(anchor, id);
@@ -410,7 +448,8 @@ impl<'a> Builder<'a, '_> {
                 Some(id) => {
                     // Shared, not copied: the expansion is paid for once the document is built,
                     // and counted here against the stream's budget.
-                    let node = &self.arena[id];
+                    let node = &mut self.arena[id];
+                    node.shared = true;
                     self.alias_spent = self.alias_spent.saturating_add(node.size);
                     if self.alias_spent > self.alias_budget {
                         return Err(LoadError::AliasBomb(pos, self.alias_budget));
@@ -433,13 +472,17 @@ impl<'a> Builder<'a, '_> {
         let mut entries: Vec<ArenaEntry> = Vec::new();
         let mut merges: Vec<NodeId> = Vec::new();
         // Key → entry index; small mappings are searched, larger ones hashed.
-        let mut index: Option<HashMap<Box<str>, usize>> = None;
+        let mut index: Option<KeyIndex> = None;
         const HASHED_FROM: usize = 16;
-        let find = |entries: &[ArenaEntry], index: &Option<HashMap<Box<str>, usize>>, key: &str| {
-            match index {
-                Some(index) => index.get(key).copied(),
-                None => entries.iter().position(|e| &*e.key == key),
-            }
+        let keys = self.keys.clone();
+        let find = |entries: &[ArenaEntry], index: &Option<KeyIndex>, key: &str| match index {
+            Some(index) => match index.get(&keys.hash_one(key)) {
+                Some(&i) if &*entries[i].key == key => Some(i),
+                // Two keys with one 64-bit keyed hash: as good as never; stay correct anyway.
+                Some(_) => entries.iter().position(|e| &*e.key == key),
+                None => None,
+            },
+            None => entries.iter().position(|e| &*e.key == key),
         };
         loop {
             let (ev, span) = self.next()?;
@@ -499,16 +542,15 @@ impl<'a> Builder<'a, '_> {
                 continue;
             }
             if let Some(index) = &mut index {
-                index.insert(entry.key.clone(), entries.len());
+                index
+                    .entry(keys.hash_one(&*entry.key))
+                    .or_insert(entries.len());
             } else if entries.len() + 1 == HASHED_FROM {
-                index = Some(
-                    entries
-                        .iter()
-                        .chain(std::iter::once(&entry))
-                        .enumerate()
-                        .map(|(i, e)| (e.key.clone(), i))
-                        .collect(),
-                );
+                let mut built = KeyIndex::default();
+                for (i, e) in entries.iter().chain(std::iter::once(&entry)).enumerate() {
+                    built.entry(keys.hash_one(&*e.key)).or_insert(i);
+                }
+                index = Some(built);
             }
             entries.push(entry);
         }
@@ -520,6 +562,7 @@ impl<'a> Builder<'a, '_> {
                 _ => vec![merge],
             };
             for source in sources {
+                self.arena[source].shared = true;
                 let NodeKind::Map(merged) = &self.arena[source].kind else {
                     continue;
                 };
@@ -537,7 +580,7 @@ impl<'a> Builder<'a, '_> {
                 }
                 for e in added {
                     if let Some(index) = &mut index {
-                        index.insert(e.key.clone(), entries.len());
+                        index.entry(keys.hash_one(&*e.key)).or_insert(entries.len());
                     }
                     entries.push(e);
                 }
@@ -547,52 +590,84 @@ impl<'a> Builder<'a, '_> {
     }
 
     /// The JSON value and positions of a finished document, aliases expanded (their cost was
-    /// checked against the budget while parsing).
-    fn build(&self, id: NodeId) -> (Value, PosNode) {
-        let node = &self.arena[id];
-        match &node.kind {
-            NodeKind::Scalar(v) => (v.clone(), PosNode::Scalar(node.pos)),
-            NodeKind::Seq(items) => {
-                let (values, items) = items.iter().map(|&c| self.build(c)).unzip();
-                (
-                    Value::Array(values),
-                    PosNode::Seq {
-                        pos: node.pos,
-                        items,
-                    },
-                )
-            }
-            NodeKind::Map(entries) => {
+    /// checked against the budget while parsing). A node reached only once is moved out of the
+    /// arena; one under an alias or a merge is copied.
+    fn build(&mut self, id: NodeId, shared: bool) -> (Value, PosNode) {
+        let shared = shared || self.arena[id].shared;
+        let pos = self.arena[id].pos;
+        let kind = if shared {
+            None
+        } else {
+            Some(std::mem::replace(
+                &mut self.arena[id].kind,
+                NodeKind::Scalar(Value::Null),
+            ))
+        };
+        match kind {
+            Some(NodeKind::Scalar(v)) => (v, PosNode::Scalar(pos)),
+            Some(NodeKind::Seq(items)) => self.build_seq(pos, &items, false),
+            Some(NodeKind::Map(entries)) => {
                 let mut map = Map::with_capacity(entries.len());
                 let mut out = Vec::with_capacity(entries.len());
                 for e in entries {
-                    let (value, positions) = self.build(e.value);
+                    let (value, positions) = self.build(e.value, false);
                     map.insert(e.key.to_string(), value);
                     out.push(MapEntry {
-                        key: e.key.clone(),
+                        key: e.key,
                         key_pos: e.key_pos,
                         value: positions,
                     });
                 }
-                (
-                    Value::Object(map),
-                    PosNode::Map {
-                        pos: node.pos,
-                        entries: out,
-                    },
-                )
+                let node = PosNode::Map { pos, entries: out };
+                (Value::Object(map), node)
             }
+            None => match &self.arena[id].kind {
+                NodeKind::Scalar(v) => (v.clone(), PosNode::Scalar(pos)),
+                NodeKind::Seq(items) => {
+                    let items = items.clone();
+                    self.build_seq(pos, &items, true)
+                }
+                NodeKind::Map(entries) => {
+                    let entries: Vec<(Box<str>, Pos, NodeId)> = entries
+                        .iter()
+                        .map(|e| (e.key.clone(), e.key_pos, e.value))
+                        .collect();
+                    let mut map = Map::with_capacity(entries.len());
+                    let mut out = Vec::with_capacity(entries.len());
+                    for (key, key_pos, child) in entries {
+                        let (value, positions) = self.build(child, true);
+                        map.insert(key.to_string(), value);
+                        out.push(MapEntry {
+                            key,
+                            key_pos,
+                            value: positions,
+                        });
+                    }
+                    (Value::Object(map), PosNode::Map { pos, entries: out })
+                }
+            },
         }
     }
 
+    fn build_seq(&mut self, pos: Pos, items: &[NodeId], shared: bool) -> (Value, PosNode) {
+        let (values, items) = items.iter().map(|&c| self.build(c, shared)).unzip();
+        (Value::Array(values), PosNode::Seq { pos, items })
+    }
+
     fn scalar(&mut self, text: &str, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Value {
-        if let Some(tag) = tag
-            && (tag.is_yaml_core_schema() || tag.handle == "!!")
-        {
-            return match tag.suffix.as_str() {
-                "str" | "binary" | "timestamp" => Value::String(text.to_owned()),
-                _ => self.plain(text, pos),
-            };
+        if let Some(tag) = tag {
+            let core = tag.is_yaml_core_schema() || tag.handle == "!!";
+            match (core, tag.suffix.as_str()) {
+                (true, "str" | "binary" | "timestamp") => return Value::String(text.to_owned()),
+                (true, "int" | "float" | "bool" | "null" | "merge" | "value") => {
+                    return self.plain(text, pos);
+                }
+                // `! text`, the non-specific tag: a string.
+                (false, "" | "!") if matches!(&*tag.handle, "!" | "") => {
+                    return Value::String(text.to_owned());
+                }
+                _ => self.unknown_tag(tag, &["str", "int", "float", "bool", "null"], pos),
+            }
         }
         match style {
             ScalarStyle::Plain => {
@@ -606,9 +681,33 @@ impl<'a> Builder<'a, '_> {
         }
     }
 
+    /// Reports a tag that is not one of YAML's core tags for this kind of node.
+    fn unknown_tag(&mut self, tag: &Tag, known: &[&str], pos: Pos) {
+        let core = tag.is_yaml_core_schema() || tag.handle == "!!";
+        if core && known.contains(&tag.suffix.as_str()) {
+            return;
+        }
+        let shown = if core {
+            format!("!!{}", tag.suffix)
+        } else {
+            format!("{}{}", tag.handle, tag.suffix)
+        };
+        let msg = format!(
+            "unknown tag `{shown}`: kubectl and the API server resolve no application tags (CloudFormation's `!Ref`, `!!python/object`); the value is not what the tag means, remove the tag"
+        );
+        self.finding(rules::UNKNOWN_TAG, Severity::Error, pos, msg);
+    }
+
     fn plain(&mut self, text: &str, pos: Pos) -> Value {
         match resolve_plain(text) {
             Resolved::Value(v) => v,
+            Resolved::TooLarge => {
+                let msg = format!(
+                    "`{text}` is a number too large for a float, which JSON (and so the API server) cannot carry; quote it if a string is meant"
+                );
+                self.finding(rules::UNREPRESENTABLE, Severity::Error, pos, msg);
+                Value::String(text.to_owned())
+            }
             Resolved::NotJson => {
                 let msg = format!(
                     "`{text}` is a special float that JSON (and so the API server) cannot carry; quote it if a string is meant"
@@ -648,6 +747,8 @@ enum Resolved {
     Value(Value),
     /// `.nan` / `.inf`: a float JSON has no way to write.
     NotJson,
+    /// A number beyond a float's range (`1e400`): infinite to a JSON reader.
+    TooLarge,
 }
 
 fn resolve_plain(s: &str) -> Resolved {
@@ -661,42 +762,48 @@ fn resolve_plain(s: &str) -> Resolved {
             if matches!(body, ".inf" | ".Inf" | ".INF") && s.len() - body.len() <= 1 {
                 return Resolved::NotJson;
             }
-            if let Some(n) = resolve_number(s) {
-                Value::Number(n)
-            } else {
-                Value::String(s.to_owned())
+            match resolve_number(s) {
+                Some(Some(n)) => Value::Number(n),
+                Some(None) => return Resolved::TooLarge,
+                None => Value::String(s.to_owned()),
             }
         }
     };
     Resolved::Value(v)
 }
 
-fn resolve_number(s: &str) -> Option<Number> {
+/// A plain scalar's number: `None` when it is not one, `Some(None)` when it is one no float can
+/// hold (`1e400`).
+fn resolve_number(s: &str) -> Option<Option<Number>> {
     let bytes = s.as_bytes();
     let first = *bytes.first()?;
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
         return None;
     }
     if let Some(hex) = s.strip_prefix("0x") {
-        return i64::from_str_radix(hex, 16).ok().map(Number::from);
+        return i64::from_str_radix(hex, 16)
+            .ok()
+            .map(|n| Some(Number::from(n)));
     }
     if let Some(oct) = s.strip_prefix("0o") {
-        return i64::from_str_radix(oct, 8).ok().map(Number::from);
+        return i64::from_str_radix(oct, 8)
+            .ok()
+            .map(|n| Some(Number::from(n)));
     }
     let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         let t = s.strip_prefix('+').unwrap_or(s);
         if let Ok(i) = t.parse::<i64>() {
-            return Some(Number::from(i));
+            return Some(Some(Number::from(i)));
         }
         if let Ok(u) = t.parse::<u64>() {
-            return Some(Number::from(u));
+            return Some(Some(Number::from(u)));
         }
-        return t.parse::<f64>().ok().and_then(Number::from_f64);
+        return t.parse::<f64>().ok().map(Number::from_f64);
     }
     if is_yaml12_float(digits) {
         let t = s.strip_prefix('+').unwrap_or(s);
-        return t.parse::<f64>().ok().and_then(Number::from_f64);
+        return t.parse::<f64>().ok().map(Number::from_f64);
     }
     None
 }
@@ -1280,6 +1387,34 @@ mod tests {
         let s = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         let l = load_str(&s);
         assert_eq!(l.findings[0].rule, rules::SYNTAX);
+    }
+
+    #[test]
+    fn unknown_tags_and_huge_numbers_are_reported() {
+        let l = load_str(
+            "a: !Ref bucket\nb: !!python/object:os.system x\nc: 1e400\nd: !!str 5\ne: !!int 7\nf: ! 8\ng: !Custom {x: 1}\nh: !!map {z: 2}\ni: -1e400\nj: 1e300\n",
+        );
+        assert_eq!(
+            all_findings(&l),
+            vec![
+                (rules::UNKNOWN_TAG, 1, 4),
+                (rules::UNKNOWN_TAG, 2, 4),
+                (rules::UNKNOWN_TAG, 7, 4),
+                (rules::UNREPRESENTABLE, 3, 4),
+                (rules::UNREPRESENTABLE, 9, 4),
+            ]
+        );
+        let v = &l.documents[0].value;
+        assert_eq!(
+            (&v["d"], &v["e"], &v["f"]),
+            (&json!("5"), &json!(7), &json!("8"))
+        );
+        assert!(v["j"].is_number());
+        assert!(
+            l.documents[0].findings[1]
+                .message
+                .contains("`!!python/object:os.system`")
+        );
     }
 
     #[test]

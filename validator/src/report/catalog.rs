@@ -45,6 +45,18 @@ const RULES: &[RuleDoc] = &[
         "An object larger than the API server stores (1.5 MiB as JSON, etcd's request limit).",
         Some("Move large data out of the object (a volume, an image, several ConfigMaps)."),
     ),
+    doc(
+        crate::manifest::rules::EMPTY_FILE,
+        "A file with no document: empty, or only comments.",
+        Some("Remove the file if it is a leftover, or list it in .tallyignore."),
+    ),
+    doc(
+        yaml::rules::UNKNOWN_TAG,
+        "A YAML tag no Kubernetes reader resolves (`!Ref`, `!!python/object`).",
+        Some(
+            "Remove the tag; render the file with the tool it belongs to first if it is a template of another tool.",
+        ),
+    ),
     doc(yaml::rules::SYNTAX, "The YAML does not parse.", None),
     doc(
         yaml::rules::TAB,
