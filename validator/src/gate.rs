@@ -381,6 +381,39 @@ fn file_objects(
         ));
         return unreadable(name, vec![f]);
     }
+    let json = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")));
+    parse_bytes(name, bytes, json, limits)
+}
+
+/// Reads one file's bytes as the gate does (decoding, JSON comments, YAML within `limits`,
+/// objects), without touching the disk: the fuzz harness and property tests drive the gate
+/// through it. `json` says the file is named `.json`.
+pub fn load_bytes(name: &str, bytes: Vec<u8>, json: bool, limits: &InputLimits) -> Loaded {
+    let (name, texts, parsed) = parse_bytes(Arc::from(name), bytes, json, limits);
+    let mut loaded = Loaded {
+        files: 1,
+        objects: parsed.objects,
+        findings: parsed.findings,
+        ..Loaded::default()
+    };
+    if parsed.skipped {
+        loaded.skipped.push(name);
+    }
+    for (file, text) in texts {
+        loaded.sources.insert(file, text);
+    }
+    loaded
+}
+
+fn parse_bytes(name: Arc<str>, bytes: Vec<u8>, json: bool, limits: &InputLimits) -> InputObjects {
+    let unreadable = |name: Arc<str>, findings: Vec<Finding>| {
+        let parsed = FileObjects {
+            objects: Vec::new(),
+            findings,
+            skipped: false,
+        };
+        (name, Vec::new(), parsed)
+    };
     let (text, shown, mut findings) = match source::decode(&name, bytes) {
         SourceText::Text(text) => (text, None, Vec::new()),
         SourceText::Partly {
@@ -390,7 +423,6 @@ fn file_objects(
         } => (text, Some(shown), findings),
         SourceText::Unreadable(finding) => return unreadable(name, vec![*finding]),
     };
-    let json = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")));
     // JSON may indent with tabs; YAML may not. One tab is one column either way.
     let text = if json { detab_indentation(&text) } else { text };
     let mut parsed = match json.then(|| json_comment(&text)).flatten() {
