@@ -9,7 +9,6 @@
 //! is split at its document markers and each document is parsed on its own, so one bad document
 //! costs only itself.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -415,7 +414,7 @@ impl<'a> Builder<'a, '_> {
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = self.scalar(text, style, tag.as_deref(), pos);
+                let value = self.scalar(&text, style, tag.as_deref(), pos);
                 let id = self.push(pos, NodeKind::Scalar(value));
                 self.remember(anchor, id);
                 Ok(id)
@@ -528,14 +527,14 @@ impl<'a> Builder<'a, '_> {
             let (ev, span) = self.next()?;
             let value = self.node(ev, span, depth + 1)?;
             let entry = ArenaEntry {
-                key: key.into_owned().into_boxed_str(),
+                key: key.as_ref().into(),
                 key_pos,
                 value,
             };
-            if let Some(i) = find(&entries, &index, &entry.key) {
+            if let Some(i) = find(&entries, &index, &key) {
                 let msg = format!(
-                    "duplicate key `{}` (first at line {}); the API server rejects duplicate fields",
-                    entry.key, entries[i].key_pos.line
+                    "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
+                    entries[i].key_pos.line
                 );
                 self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
                 // The last one wins, at the first one's place (as in a JSON map).
@@ -655,39 +654,30 @@ impl<'a> Builder<'a, '_> {
         (Value::Array(values), PosNode::Seq { pos, items })
     }
 
-    /// A scalar's value; the parser's text is moved into it when it is a string (no copy).
-    fn scalar(
-        &mut self,
-        text: Cow<'_, str>,
-        style: ScalarStyle,
-        tag: Option<&Tag>,
-        pos: Pos,
-    ) -> Value {
+    fn scalar(&mut self, text: &str, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Value {
         if let Some(tag) = tag {
             let core = tag.is_yaml_core_schema() || tag.handle == "!!";
             match (core, tag.suffix.as_str()) {
-                (true, "str" | "binary" | "timestamp") => return Value::String(text.into_owned()),
+                (true, "str" | "binary" | "timestamp") => return Value::String(text.to_owned()),
                 (true, "int" | "float" | "bool" | "null" | "merge" | "value") => {
                     return self.plain(text, pos);
                 }
                 // `! text`, the non-specific tag: a string.
                 (false, "" | "!") if matches!(&*tag.handle, "!" | "") => {
-                    return Value::String(text.into_owned());
+                    return Value::String(text.to_owned());
                 }
                 _ => self.unknown_tag(tag, &["str", "int", "float", "bool", "null"], pos),
             }
         }
         match style {
             ScalarStyle::Plain => {
-                self.check_value_trap(&text, pos);
+                self.check_value_trap(text, pos);
                 self.plain(text, pos)
             }
             // Template leftovers in values are the policy `template-leftover`'s (exemptable).
-            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
-                Value::String(text.into_owned())
-            }
+            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Value::String(text.to_owned()),
             // Block scalars carry other programs' text (scripts, configs): leave it alone.
-            ScalarStyle::Literal | ScalarStyle::Folded => Value::String(text.into_owned()),
+            ScalarStyle::Literal | ScalarStyle::Folded => Value::String(text.to_owned()),
         }
     }
 
@@ -708,23 +698,22 @@ impl<'a> Builder<'a, '_> {
         self.finding(rules::UNKNOWN_TAG, Severity::Error, pos, msg);
     }
 
-    fn plain(&mut self, text: Cow<'_, str>, pos: Pos) -> Value {
-        match resolve_plain(&text) {
+    fn plain(&mut self, text: &str, pos: Pos) -> Value {
+        match resolve_plain(text) {
             Resolved::Value(v) => v,
-            Resolved::Text => Value::String(text.into_owned()),
             Resolved::TooLarge => {
                 let msg = format!(
                     "`{text}` is a number too large for a float, which JSON (and so the API server) cannot carry; quote it if a string is meant"
                 );
                 self.finding(rules::UNREPRESENTABLE, Severity::Error, pos, msg);
-                Value::String(text.into_owned())
+                Value::String(text.to_owned())
             }
             Resolved::NotJson => {
                 let msg = format!(
                     "`{text}` is a special float that JSON (and so the API server) cannot carry; quote it if a string is meant"
                 );
                 self.finding(rules::UNREPRESENTABLE, Severity::Error, pos, msg);
-                Value::String(text.into_owned())
+                Value::String(text.to_owned())
             }
         }
     }
@@ -760,8 +749,6 @@ enum Resolved {
     NotJson,
     /// A number beyond a float's range (`1e400`): infinite to a JSON reader.
     TooLarge,
-    /// A string: the scalar's own text.
-    Text,
 }
 
 fn resolve_plain(s: &str) -> Resolved {
@@ -778,7 +765,7 @@ fn resolve_plain(s: &str) -> Resolved {
             match resolve_number(s) {
                 Some(Some(n)) => Value::Number(n),
                 Some(None) => return Resolved::TooLarge,
-                None => return Resolved::Text,
+                None => Value::String(s.to_owned()),
             }
         }
     };
