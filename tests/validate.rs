@@ -325,6 +325,10 @@ fn a_budget_crossed_is_one_finding_and_the_run_goes_on() {
     ]);
     r.at("input-limit", &at("c-stream.yaml"), 1, 1);
     assert_eq!(r.count("objects"), 1);
+    // Stdin is read up to the limit, never past it.
+    let endless = "# padding\n".repeat(1000);
+    let r = check_with_input(&["--max-file-size", "1K", "-"], Some(endless.as_bytes()));
+    r.at("input-limit", "<stdin>", 1, 1);
 }
 
 #[test]

@@ -369,7 +369,7 @@ fn file_objects(
         ));
         return unreadable(name, vec![f]);
     }
-    let bytes = match source::read_input(input, &name) {
+    let bytes = match source::read_input(input, &name, limits.max_file_bytes) {
         Ok(bytes) => bytes,
         Err(finding) => return unreadable(name, vec![*finding]),
     };

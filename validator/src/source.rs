@@ -283,7 +283,9 @@ fn is_loop(e: &std::io::Error) -> bool {
 
 /// Reads an input's bytes, or says in a finding why it cannot be read. Only regular files are
 /// opened: a FIFO, a device or a socket is reported from its metadata, so none can block the run.
-pub fn read_input(input: &Input, name: &Arc<str>) -> Result<Vec<u8>, Box<Finding>> {
+/// At most `max_bytes + 1` bytes are read (a longer input is the caller's finding), so neither a
+/// file that grows nor an endless stdin can exhaust memory.
+pub fn read_input(input: &Input, name: &Arc<str>, max_bytes: u64) -> Result<Vec<u8>, Box<Finding>> {
     let unreadable = |message: String| {
         Box::new(Finding::new(
             rules::UNREADABLE,
@@ -300,10 +302,20 @@ pub fn read_input(input: &Input, name: &Arc<str>) -> Result<Vec<u8>, Box<Finding
             if !meta.is_file() {
                 return Err(unreadable(not_regular(&meta)));
             }
-            std::fs::read(path).map_err(|e| unreadable(describe_io(&e)))
+            let file = std::fs::File::open(path).map_err(|e| unreadable(describe_io(&e)))?;
+            read_at_most(file, max_bytes, meta.len()).map_err(|e| unreadable(describe_io(&e)))
         }
-        Input::Stdin | Input::Unit(..) => read_bytes(input).map_err(|e| unreadable(e.to_string())),
+        Input::Stdin => read_at_most(std::io::stdin().lock(), max_bytes, 0)
+            .map_err(|e| unreadable(describe_io(&e))),
+        Input::Unit(..) => read_bytes(input).map_err(|e| unreadable(e.to_string())),
     }
+}
+
+fn read_at_most(reader: impl Read, max_bytes: u64, expected: u64) -> std::io::Result<Vec<u8>> {
+    let limit = max_bytes.saturating_add(1);
+    let mut buf = Vec::with_capacity(expected.min(limit) as usize);
+    reader.take(limit).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// What a path that is not a regular file is.
@@ -525,7 +537,7 @@ mod tests {
     #[cfg(unix)]
     fn read(input: &Input) -> Result<Vec<u8>, String> {
         let name: Arc<str> = Arc::from(input.display_name());
-        read_input(input, &name).map_err(|f| format!("{}: {}", f.rule, f.message))
+        read_input(input, &name, u64::MAX).map_err(|f| format!("{}: {}", f.rule, f.message))
     }
 
     #[test]
