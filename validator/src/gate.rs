@@ -315,7 +315,8 @@ pub struct Loaded {
     pub skipped: Vec<Arc<str>>,
 }
 
-/// Reads and parses inputs in parallel. I/O errors on named inputs stop the run.
+/// Reads and parses inputs in parallel. A file that cannot be read is a finding for it
+/// (`file-unreadable`), never the end of the run.
 pub fn load_inputs(inputs: &[Input]) -> Result<Loaded, GateError> {
     load_inputs_with(inputs, &UnitOptions::default())
 }

@@ -307,7 +307,9 @@ pub fn read_input(input: &Input, name: &Arc<str>, max_bytes: u64) -> Result<Vec<
         }
         Input::Stdin => read_at_most(std::io::stdin().lock(), max_bytes, 0)
             .map_err(|e| unreadable(describe_io(&e))),
-        Input::Unit(..) => read_bytes(input).map_err(|e| unreadable(e.to_string())),
+        Input::Unit(..) => Err(unreadable(
+            "a chart or kustomization is rendered, not read".to_owned(),
+        )),
     }
 }
 
@@ -366,30 +368,6 @@ pub enum SourceText {
     },
     /// Not text the gate can read.
     Unreadable(Box<Finding>),
-}
-
-/// Reads an input's bytes.
-pub fn read_bytes(input: &Input) -> Result<Vec<u8>, SourceError> {
-    match input {
-        Input::Unit(_, path) | Input::Broken(path, _) => Err(SourceError::Io {
-            path: path_name(path),
-            source: std::io::Error::other("a chart or kustomization is rendered, not read"),
-        }),
-        Input::File(path) => std::fs::read(path).map_err(|source| SourceError::Io {
-            path: path_name(path),
-            source,
-        }),
-        Input::Stdin => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|source| SourceError::Io {
-                    path: STDIN_NAME.to_owned(),
-                    source,
-                })?;
-            Ok(buf)
-        }
-    }
 }
 
 /// Checks bytes for being text the gate can read: UTF-8, no NUL bytes.
