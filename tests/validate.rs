@@ -246,6 +246,115 @@ fn invalid_utf8_binary_and_utf16_files() {
 }
 
 #[test]
+#[cfg(unix)]
+fn one_unreadable_file_never_stops_the_run() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+    std::fs::write(at("good.yaml"), cm("good")).expect("write");
+    // One document with a stray Latin-1 byte, one with a NUL, and two good ones around them.
+    let mixed = format!(
+        "{}---\n{}  x: caf\u{e9}\n---\n{}  y: \0\n---\n{}",
+        cm("first"),
+        cm("latin1"),
+        cm("nul"),
+        cm("last")
+    );
+    let mut bytes = mixed.into_bytes();
+    // `é` above is two bytes in UTF-8; make it the single (Latin-1) byte 0xE9.
+    let e9 = bytes
+        .windows(2)
+        .position(|w| w == "é".as_bytes())
+        .expect("the é");
+    bytes.splice(e9..e9 + 2, [0xE9]);
+    std::fs::write(at("mixed.yaml"), bytes).expect("write");
+    std::os::unix::fs::symlink(at("nowhere.yaml"), at("dangling.yaml")).expect("a link");
+    let fifo_made = std::process::Command::new("mkfifo")
+        .arg(at("pipe.yaml"))
+        .status()
+        .is_ok_and(|s| s.success());
+    let r = check(&[dir.path().to_str().expect("a UTF-8 temp path")]);
+    r.at("file-unreadable", &at("dangling.yaml"), 1, 1);
+    if fifo_made {
+        r.at("file-unreadable", &at("pipe.yaml"), 1, 1);
+    }
+    r.at("file-encoding", &at("mixed.yaml"), 10, 9);
+    r.at("file-binary", &at("mixed.yaml"), 16, 6);
+    // good, first and last: the documents around the broken ones are still objects.
+    assert_eq!(r.count("objects"), 3, "{:#?}", r.findings);
+    assert_eq!(r.code, 1);
+    // Named on the command line, a dangling link is a finding too; a missing path is exit 2.
+    let r = check(&[&at("dangling.yaml"), &at("good.yaml")]);
+    r.at("file-unreadable", &at("dangling.yaml"), 1, 1);
+    assert_eq!(r.count("objects"), 1);
+}
+
+#[test]
+fn a_budget_crossed_is_one_finding_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+    std::fs::write(at("a-small.yaml"), cm("small")).expect("write");
+    std::fs::write(at("b-big.yaml"), cm(&"x".repeat(300))).expect("write");
+    let stream: Vec<String> = (0..4).map(|i| cm(&format!("doc{i}"))).collect();
+    std::fs::write(at("c-stream.yaml"), stream.join("---\n")).expect("write");
+    let deep = format!("a: {}1{}\n", "[".repeat(40), "]".repeat(40));
+    std::fs::write(at("d-deep.yaml"), deep).expect("write");
+    let r = check(&[
+        "--max-file-size",
+        "300",
+        "--max-documents",
+        "2",
+        "--max-depth",
+        "20",
+        dir.path().to_str().expect("a UTF-8 temp path"),
+    ]);
+    r.at("input-limit", &at("b-big.yaml"), 1, 1);
+    // The third document starts at the second `---` (line 10).
+    r.at("input-limit", &at("c-stream.yaml"), 10, 1);
+    assert_eq!(r.of_rule("input-limit").len(), 3, "{:#?}", r.findings);
+    // small, and the stream's first two documents.
+    assert_eq!(r.count("objects"), 3);
+    assert_eq!(r.code, 1);
+    // The run's total: the files past it (in order) are not read.
+    let r = check(&[
+        "--max-input-size",
+        "100",
+        &at("a-small.yaml"),
+        &at("c-stream.yaml"),
+    ]);
+    r.at("input-limit", &at("c-stream.yaml"), 1, 1);
+    assert_eq!(r.count("objects"), 1);
+    // Stdin is read up to the limit, never past it.
+    let endless = "# padding\n".repeat(1000);
+    let r = check_with_input(&["--max-file-size", "1K", "-"], Some(endless.as_bytes()));
+    r.at("input-limit", "<stdin>", 1, 1);
+}
+
+#[test]
+fn smaller_misreadings_are_named_where_they_are() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let json = "{\n  \"apiVersion\": \"v1\",\n  // the kind\n  \"kind\": \"ConfigMap\",\n  \"metadata\": {\"name\": \"a\"}\n}\n";
+    std::fs::write(at("commented.json"), json).expect("write");
+    std::fs::write(at("empty.yaml"), "").expect("write");
+    std::fs::write(at("comments.yaml"), "# nothing yet\n---\n# still nothing\n").expect("write");
+    let tagged = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: t\ndata:\n  bucket: !Ref Bucket\n  big: 1e400\n";
+    std::fs::write(at("tagged.yaml"), tagged).expect("write");
+    let r = check(&[
+        "--show",
+        "info",
+        dir.path().to_str().expect("a UTF-8 temp path"),
+    ]);
+    r.at("yaml-syntax", &at("commented.json"), 3, 3);
+    r.at("empty-file", &at("empty.yaml"), 1, 1);
+    r.at("empty-file", &at("comments.yaml"), 1, 1);
+    r.at("yaml-unknown-tag", &at("tagged.yaml"), 6, 11);
+    r.at("yaml-unrepresentable", &at("tagged.yaml"), 7, 8);
+    assert_eq!(r.findings.len(), 5, "{:#?}", r.findings);
+}
+
+#[test]
 fn yaml11_booleans_and_octals_are_warnings() {
     let file = fixture("broken/yaml11.yaml");
     let r = check(&[&file]);

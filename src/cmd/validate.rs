@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use tally_layout::{load, validate as layout_validate};
 use tally_validator::Severity;
-use tally_validator::gate::{self, GateOptions, GateReport};
+use tally_validator::gate::{self, GateOptions, GateReport, InputLimits};
 use tally_validator::policy::{self, PolicyConfig};
 use tally_validator::report::{self, Format, ReportOptions};
 use tally_validator::schema::{MissingSchema, SchemaOptions};
 use tally_validator::unit::UnitOptions;
+use tally_validator::yaml::YamlLimits;
 
 use crate::args::FailOn;
 use crate::exit::{CommandResult, Exit};
@@ -90,6 +91,51 @@ pub struct ValidateArgs {
     /// Colour in the human format.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
+
+    /// Largest file read (bytes; K, M, G suffixes are powers of 1024). A larger file is one
+    /// `input-limit` finding, not read. Default 256M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_file_size: Option<u64>,
+
+    /// Most bytes read in one run; a file that would take the run past it is one
+    /// `input-limit` finding, not read. Default 2G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_input_size: Option<u64>,
+
+    /// Most documents read from one file; the rest of the file is one `input-limit` finding.
+    /// Default 100000.
+    #[arg(long, value_name = "N")]
+    max_documents: Option<usize>,
+
+    /// Deepest nesting read (aliases count with their anchor's depth); at most and by default
+    /// 256.
+    #[arg(long, value_name = "N")]
+    max_depth: Option<usize>,
+}
+
+/// `4096`, `64K`, `512M`, `2G` (powers of 1024; `KiB`, `MB` and the like read the same).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = t[digits.len()..].to_ascii_uppercase();
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "`{s}`: a size is a number with an optional K, M or G"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: a size is a number with an optional K, M or G"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{s}`: too large"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -137,6 +183,22 @@ fn parse_output(s: &str) -> Result<(Format, PathBuf), String> {
     Ok((format.parse()?, PathBuf::from(path)))
 }
 
+/// The limits the flags ask for, the defaults for the others.
+fn input_limits(args: &ValidateArgs) -> InputLimits {
+    let default = InputLimits::default();
+    InputLimits {
+        max_file_bytes: args.max_file_size.unwrap_or(default.max_file_bytes),
+        max_total_bytes: args.max_input_size.unwrap_or(default.max_total_bytes),
+        yaml: YamlLimits {
+            max_documents: args.max_documents.unwrap_or(default.yaml.max_documents),
+            max_depth: args
+                .max_depth
+                .unwrap_or(default.yaml.max_depth)
+                .min(tally_validator::yaml::DEPTH_CEILING),
+        },
+    }
+}
+
 /// Runs the gate and writes the reports.
 pub fn validate(args: ValidateArgs) -> CommandResult {
     let repo_root = match args.paths.as_slice() {
@@ -173,6 +235,7 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
         units: UnitOptions {
             helm_values: args.helm_values.clone(),
         },
+        limits: input_limits(&args),
     };
     let report = match &repo_root {
         Some(root) => layout_validate::validate_repo(root, &options, args.env.as_deref())
@@ -185,13 +248,17 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
             "tally: warning: no .yaml, .yml or .json files under {}",
             args.paths
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(
+                    |p| tally_validator::text::escape(&tally_validator::source::path_name(p))
+                        .into_owned()
+                )
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
     if args.verbose {
         for file in &report.skipped {
+            let file = tally_validator::text::escape(file);
             eprintln!("tally: skipped {file}: not a Kubernetes object");
         }
     }

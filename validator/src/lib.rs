@@ -20,6 +20,7 @@ pub mod position;
 pub mod report;
 pub mod schema;
 pub mod source;
+pub mod text;
 pub mod unit;
 pub mod yaml;
 

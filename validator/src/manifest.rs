@@ -33,7 +33,14 @@ pub mod rules {
     pub const MISSING_KIND: &str = "missing-kind";
     /// No `metadata.name`.
     pub const MISSING_NAME: &str = "missing-name";
+    /// A file with no document at all: empty, or only comments (an info).
+    pub const EMPTY_FILE: &str = "empty-file";
+    /// An object larger than the API server stores (etcd's 1.5 MiB request limit).
+    pub const TOO_LARGE: &str = "object-too-large";
 }
+
+/// The largest object the API server accepts: etcd's default request limit, 1.5 MiB.
+pub const MAX_OBJECT_BYTES: u64 = 3 << 19;
 
 /// The objects of one file and the findings met on the way.
 #[derive(Debug, Default)]
@@ -161,8 +168,16 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            let item_positions = match positions.entry("items").map(|e| &e.value) {
-                Some(PosNode::Seq { items, .. }) => items.clone(),
+            let item_positions = match positions {
+                PosNode::Map { mut entries, .. } => {
+                    match entries.iter().rposition(|e| &*e.key == "items") {
+                        Some(i) => match entries.swap_remove(i).value {
+                            PosNode::Seq { items, .. } => items,
+                            _ => Vec::new(),
+                        },
+                        None => Vec::new(),
+                    }
+                }
                 _ => Vec::new(),
             };
             for (i, (item, pos)) in items.into_iter().zip(item_positions).enumerate() {
@@ -174,9 +189,12 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
     }
     // Attach the document's own findings to the object they sit in: the last one (of a List,
     // in source order) that starts at or before the finding.
+    // Objects are in source order: a binary search finds it (a List of many items with a
+    // finding each stays linear).
     let objects = &out.objects[before..];
     for f in &mut findings {
-        if let Some(o) = objects.iter().rev().find(|o| o.positions.pos() <= f.pos) {
+        let after = objects.partition_point(|o| o.positions.pos() <= f.pos);
+        if let Some(o) = after.checked_sub(1).map(|i| &objects[i]) {
             f.object = Some(o.id.clone());
         }
     }
@@ -335,6 +353,21 @@ fn object(
     if !complete {
         return;
     }
+    let size = json_size(&value);
+    if size > MAX_OBJECT_BYTES {
+        out.findings.push(
+            Finding::new(
+                rules::TOO_LARGE,
+                Severity::Error,
+                file,
+                root,
+                format!(
+                    "this object is {size} bytes as JSON; the API server (etcd) stores at most {MAX_OBJECT_BYTES} bytes (1.5 MiB) per object"
+                ),
+            )
+            .with_object(id.clone()),
+        );
+    }
     out.objects.push(Object {
         id,
         provenance: Provenance {
@@ -346,6 +379,24 @@ fn object(
         positions,
         origins: Vec::new(),
     });
+}
+
+/// The size of a value written as compact JSON, counted without writing it.
+fn json_size(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn required_string(
@@ -399,6 +450,17 @@ mod tests {
         assert_eq!(names, ["ConfigMap a", "ConfigMap x/b"]);
         assert_eq!(o.objects[1].provenance.pointer, "/items/1");
         assert_eq!(o.objects[1].pos("/metadata/name"), Pos::new(9, 14));
+    }
+
+    #[test]
+    fn objects_over_the_etcd_limit_are_findings() {
+        let big = "x".repeat(1_600_000);
+        let o = objects(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata: {{k: {big}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: b}}\n"
+        ));
+        let found: Vec<_> = o.findings.iter().map(|f| (f.rule, f.pos.line)).collect();
+        assert_eq!(found, [(rules::TOO_LARGE, 1)]);
+        assert_eq!(o.objects.len(), 2);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! costs only itself.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
@@ -34,14 +35,48 @@ pub mod rules {
     pub const AMBIGUOUS_NUMBER: &str = "yaml-ambiguous-number";
     /// Template syntax (`{{ .Values.x }}`) left in a file that is not a template.
     pub const TEMPLATE_LEFTOVER: &str = "template-leftover";
-    /// A value that JSON cannot carry (`.nan`, `.inf`) or an alias expansion too large.
+    /// A value that JSON cannot carry (`.nan`, `.inf`, a number too large for a float).
     pub const UNREPRESENTABLE: &str = "yaml-unrepresentable";
+    /// A tag no Kubernetes reader resolves (`!Ref`, `!!python/object`).
+    pub const UNKNOWN_TAG: &str = "yaml-unknown-tag";
+    /// A budget crossed: nesting depth, documents per file, alias expansion, file or input size.
+    /// The file (or the rest of it) is not read; the run goes on.
+    pub const LIMIT: &str = "input-limit";
 }
 
-/// Deeper nesting than this is refused rather than risking the stack.
-const MAX_DEPTH: usize = 256;
-/// Nodes that aliases may expand to in one document (a "billion laughs" guard).
-const MAX_ALIAS_NODES: usize = 200_000;
+/// What reading one YAML stream may cost. The defaults are far above any real repo; each is a
+/// finding when crossed (at the line where it was), never a crash, and the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YamlLimits {
+    /// Deeper nesting is refused (aliases count with the depth of their anchor).
+    pub max_depth: usize,
+    /// Documents read from one stream; the rest of the stream is not read.
+    pub max_documents: usize,
+}
+
+impl Default for YamlLimits {
+    fn default() -> Self {
+        YamlLimits {
+            max_depth: 256,
+            max_documents: 100_000,
+        }
+    }
+}
+
+/// Deepest nesting a limit may allow (the default): later stages recurse on worker threads,
+/// whose stacks are finite. `--max-depth` can lower it.
+pub const DEPTH_CEILING: usize = 256;
+
+/// Nodes aliases may expand to in a stream of `bytes` bytes: a fixed floor plus half a node per
+/// input byte (the idea of go-yaml's alias ratio: expansion in proportion to what was written).
+/// The budget is the stream's, not a document's, so many documents cannot each spend it; over a
+/// run, aliases expand to at most half a node per input byte plus the floors.
+pub fn alias_budget(bytes: usize) -> usize {
+    ALIAS_FLOOR + bytes / 2
+}
+
+/// Alias expansion any stream may spend, however small.
+const ALIAS_FLOOR: usize = 4096;
 
 /// One YAML document of a stream.
 #[derive(Debug, Clone)]
@@ -65,25 +100,45 @@ pub struct LoadedYaml {
     pub findings: Vec<Finding>,
 }
 
-/// Reads a YAML stream (JSON is YAML too). Never fails: problems become findings.
+/// Reads a YAML stream (JSON is YAML too) with the default [`YamlLimits`]. Never fails:
+/// problems become findings.
 pub fn load(file: &Arc<str>, text: &str) -> LoadedYaml {
-    let whole = parse_chunk(file, text, 0, 0);
+    load_with(file, text, &YamlLimits::default())
+}
+
+/// Reads a YAML stream within `limits`. Never fails: problems become findings.
+pub fn load_with(file: &Arc<str>, text: &str, limits: &YamlLimits) -> LoadedYaml {
+    let limits = YamlLimits {
+        max_depth: limits.max_depth.min(DEPTH_CEILING),
+        ..*limits
+    };
+    let budget = alias_budget(text.len());
+    let mut spent = 0;
+    let whole = parse_chunk(file, text, 0, 0, &limits, budget, &mut spent);
     if whole.error.is_none() {
         return whole.loaded;
     }
-    // Isolate documents: parse each on its own so one error costs only its own document.
+    // Isolate documents: parse each on its own so one error costs only its own document. A
+    // budget crossed stays crossed: the stream's budget is shared by its documents.
     let mut out = LoadedYaml::default();
     let mut index = 0;
+    let mut spent = 0;
     for (start_line, chunk) in split_documents(text) {
-        let mut part = parse_chunk(file, chunk, start_line, index);
+        if index >= limits.max_documents {
+            out.findings
+                .push(too_many_documents(file, start_line + 1, &limits));
+            break;
+        }
+        let mut part = parse_chunk(file, chunk, start_line, index, &limits, budget, &mut spent);
         index += part
             .loaded
             .documents
             .len()
             .max(usize::from(part.error.is_some()));
+        let stop = matches!(part.error, Some(LoadError::TooManyDocuments(_)));
         let cause = part
             .error
-            .map(|err| describe_error(file, chunk, start_line, &err));
+            .map(|err| describe_error(file, chunk, start_line, &err, &limits));
         if let Some(cause) = &cause {
             // The template that broke the chunk may already be reported by the partial parse, at
             // the same spot: keep one finding, the one that explains the failure.
@@ -96,8 +151,24 @@ pub fn load(file: &Arc<str>, text: &str) -> LoadedYaml {
         out.documents.append(&mut part.loaded.documents);
         out.findings.append(&mut part.loaded.findings);
         out.findings.extend(cause);
+        if stop {
+            break;
+        }
     }
     out
+}
+
+fn too_many_documents(file: &Arc<str>, line: u32, limits: &YamlLimits) -> Finding {
+    Finding::new(
+        rules::LIMIT,
+        Severity::Error,
+        file,
+        Pos::new(line, 1),
+        format!(
+            "more than {} documents in one file; the rest of the file was not read (--max-documents raises the limit)",
+            limits.max_documents
+        ),
+    )
 }
 
 /// The result of parsing one stream or chunk; `error` is set when it stopped early.
@@ -111,29 +182,47 @@ struct Parsed {
 enum LoadError {
     Scan(ScanError),
     TooDeep(Pos),
-    AliasBomb(Pos),
+    AliasBomb(Pos, usize),
+    TooManyDocuments(Pos),
 }
 
-fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize) -> Parsed {
+fn parse_chunk(
+    file: &Arc<str>,
+    text: &str,
+    line_offset: u32,
+    first_index: usize,
+    limits: &YamlLimits,
+    alias_budget: usize,
+    alias_spent: &mut usize,
+) -> Parsed {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         text,
         file,
         line_offset,
+        limits: *limits,
+        arena: Vec::new(),
         anchors: HashMap::new(),
-        alias_nodes: 0,
+        keys: std::hash::RandomState::new(),
+        alias_budget,
+        alias_spent: *alias_spent,
         findings: Vec::new(),
+        line_starts: None,
+        templates: HashMap::new(),
     };
     let mut loaded = LoadedYaml::default();
     let mut index = first_index;
     let error = loop {
         match b.next() {
-            Ok((Event::DocumentStart(_), _)) => {
+            Ok((Event::DocumentStart(_), span)) => {
+                if index >= limits.max_documents {
+                    break Some(LoadError::TooManyDocuments(b.pos(&span)));
+                }
                 b.anchors.clear();
-                b.alias_nodes = 0;
+                b.arena.clear();
                 let result = b.next().and_then(|(ev, span)| b.node(ev, span, 0));
-                let (value, positions) = match result {
-                    Ok(v) => v,
+                let root = match result {
+                    Ok(id) => id,
                     Err(e) => break Some(e),
                 };
                 match b.next() {
@@ -141,6 +230,8 @@ fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize
                     Ok(_) => {}
                     Err(e) => break Some(e),
                 }
+                let (value, positions) = b.build(root, false);
+                b.arena.clear();
                 loaded.documents.push(YamlDocument {
                     index,
                     value,
@@ -154,22 +245,85 @@ fn parse_chunk(file: &Arc<str>, text: &str, line_offset: u32, first_index: usize
             Err(e) => break Some(e),
         }
     };
+    *alias_spent = b.alias_spent;
     // Findings from a document that did not finish belong to it, which is now lost: keep them.
     loaded.findings.append(&mut b.findings);
     Parsed { loaded, error }
 }
 
-/// An anchored node: its value, positions, node count and depth (for alias limits).
-type Anchored = (Value, PosNode, usize, usize);
+/// Key hash → entry index of a large mapping. Keys are hashed once with the process's random
+/// SipHash keys (so no input can choose collisions); the table uses that hash as it is.
+type KeyIndex = HashMap<u64, usize, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// A hasher for values that are already keyed hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Index of a node in a document's arena.
+type NodeId = usize;
+
+/// A node of a document as parsed: children by index, so an alias is its anchor's index (shared,
+/// never copied while parsing). The JSON value and positions are built from it once the document
+/// is complete, aliases expanded within the stream's budget.
+struct Node {
+    pos: Pos,
+    kind: NodeKind,
+    /// Nodes of the expanded subtree (itself included), for the alias budget.
+    size: usize,
+    /// Depth of the expanded subtree (1 for a scalar), for the depth limit.
+    depth: usize,
+    /// Reached by an alias or a merge too: built by copying (every other node is built once,
+    /// by moving).
+    shared: bool,
+}
+
+enum NodeKind {
+    Scalar(Value),
+    Seq(Vec<NodeId>),
+    Map(Vec<ArenaEntry>),
+}
+
+struct ArenaEntry {
+    key: Box<str>,
+    key_pos: Pos,
+    value: NodeId,
+}
 
 struct Builder<'a, 'f> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     text: &'a str,
     file: &'f Arc<str>,
     line_offset: u32,
-    anchors: HashMap<usize, Anchored>,
-    alias_nodes: usize,
+    limits: YamlLimits,
+    /// The current document's nodes.
+    arena: Vec<Node>,
+    /// Anchor id → node (of the current document).
+    anchors: HashMap<usize, NodeId>,
+    /// The keys of mapping-key hashes (random per process).
+    keys: std::hash::RandomState,
+    /// Nodes aliases may still expand to in this stream, and how many they have.
+    alias_budget: usize,
+    alias_spent: usize,
     findings: Vec<Finding>,
+    /// Where each line of `text` starts, built the first time a line's text is needed.
+    line_starts: Option<Vec<usize>>,
+    /// The first template action of a line (column, text), per line asked about: many complex
+    /// keys on one long line cost one scan of it.
+    templates: HashMap<u32, Option<(u32, String)>>,
 }
 
 impl<'a> Builder<'a, '_> {
@@ -179,6 +333,39 @@ impl<'a> Builder<'a, '_> {
             Some(Err(e)) => Err(LoadError::Scan(e)),
             None => Ok((Event::StreamEnd, Span::default())),
         }
+    }
+
+    /// Line `index` (0-based, within this chunk) without its line ending; empty past the end.
+    fn line(&mut self, index: u32) -> &'a str {
+        let text = self.text;
+        let starts = self.line_starts.get_or_insert_with(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let Some(&start) = starts.get(index as usize) else {
+            return "";
+        };
+        let end = starts
+            .get(index as usize + 1)
+            .map_or(text.len(), |&e| e - 1);
+        let line = &text[start..end.max(start)];
+        line.strip_suffix('\r').unwrap_or(line)
+    }
+
+    /// The first `{{` of line `line_no` (as reported, with the chunk's offset): its column and
+    /// the action's text.
+    fn template_on_line(&mut self, line_no: u32) -> Option<(u32, String)> {
+        if let Some(known) = self.templates.get(&line_no) {
+            return known.clone();
+        }
+        let line = self.line(line_no.saturating_sub(self.line_offset + 1));
+        let found = line.find("{{").map(|at| {
+            let column = line[..at].chars().count() as u32 + 1;
+            (column, snippet_at(line, at).to_owned())
+        });
+        self.templates.insert(line_no, found.clone());
+        found
     }
 
     fn pos(&self, span: &Span) -> Pos {
@@ -193,69 +380,110 @@ impl<'a> Builder<'a, '_> {
             .push(Finding::new(rule, severity, self.file, pos, msg));
     }
 
-    fn node(
-        &mut self,
-        ev: Event<'a>,
-        span: Span,
-        depth: usize,
-    ) -> Result<(Value, PosNode), LoadError> {
+    fn push(&mut self, pos: Pos, kind: NodeKind) -> NodeId {
+        let (size, depth) = match &kind {
+            NodeKind::Scalar(_) => (1, 1),
+            NodeKind::Seq(items) => items.iter().fold((1, 1), |(s, d), &c| {
+                (s + self.arena[c].size, d.max(self.arena[c].depth + 1))
+            }),
+            NodeKind::Map(entries) => entries.iter().fold((1, 1), |(s, d), e| {
+                let c = &self.arena[e.value];
+                (s + 1 + c.size, d.max(c.depth + 1))
+            }),
+        };
+        self.arena.push(Node {
+            pos,
+            kind,
+            size,
+            depth,
+            shared: false,
+        });
+        self.arena.len() - 1
+    }
+
+    fn remember(&mut self, anchor: usize, id: NodeId) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, id);
+        }
+    }
+
+    fn node(&mut self, ev: Event<'a>, span: Span, depth: usize) -> Result<NodeId, LoadError> {
         let pos = self.pos(&span);
-        if depth > MAX_DEPTH {
+        if depth > self.limits.max_depth {
             return Err(LoadError::TooDeep(pos));
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let value = self.scalar(&text, style, tag.as_deref(), pos);
-                let node = PosNode::Scalar(pos);
-                self.remember(anchor, &value, &node);
-                Ok((value, node))
+                let id = self.push(pos, NodeKind::Scalar(value));
+                self.remember(anchor, id);
+                Ok(id)
             }
-            Event::SequenceStart(anchor, _) => {
-                let mut values = Vec::new();
+            Event::SequenceStart(anchor, tag) => {
+                if let Some(tag) = tag.as_deref() {
+                    self.unknown_tag(tag, &["seq", "set", "omap", "pairs"], pos);
+                }
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
-                    let (v, p) = self.node(ev, span, depth + 1)?;
-                    values.push(v);
-                    items.push(p);
+                    items.push(self.node(ev, span, depth + 1)?);
                 }
-                let value = Value::Array(values);
-                let node = PosNode::Seq { pos, items };
-                self.remember(anchor, &value, &node);
-                Ok((value, node))
+                let id = self.push(pos, NodeKind::Seq(items));
+                self.remember(anchor, id);
+                Ok(id)
             }
-            Event::MappingStart(anchor, _) => {
-                let (value, node) = self.mapping(pos, depth)?;
-                self.remember(anchor, &value, &node);
-                Ok((value, node))
+            Event::MappingStart(anchor, tag) => {
+                if let Some(tag) = tag.as_deref() {
+                    self.unknown_tag(tag, &["map", "set", "omap"], pos);
+                }
+                let entries = self.mapping(depth)?;
+                let id = self.push(pos, NodeKind::Map(entries));
+                self.remember(anchor, id);
+                Ok(id)
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some((value, node, count, anchor_depth)) => {
-                    self.alias_nodes += count;
-                    if self.alias_nodes > MAX_ALIAS_NODES {
-                        return Err(LoadError::AliasBomb(pos));
+            Event::Alias(anchor) => match self.anchors.get(&anchor).copied() {
+                Some(id) => {
+                    // Shared, not copied: the expansion is paid for once the document is built,
+                    // and counted here against the stream's budget.
+                    let node = &mut self.arena[id];
+                    node.shared = true;
+                    self.alias_spent = self.alias_spent.saturating_add(node.size);
+                    if self.alias_spent > self.alias_budget {
+                        return Err(LoadError::AliasBomb(pos, self.alias_budget));
                     }
                     // Aliases nest their anchor's depth: keep later stages' recursion bounded.
-                    if depth + anchor_depth > MAX_DEPTH {
+                    if depth + node.depth > self.limits.max_depth {
                         return Err(LoadError::TooDeep(pos));
                     }
-                    Ok((value.clone(), node.clone()))
+                    Ok(id)
                 }
                 // The parser rejects unknown aliases; stay total anyway.
-                None => Ok((Value::Null, PosNode::Scalar(pos))),
+                None => Ok(self.push(pos, NodeKind::Scalar(Value::Null))),
             },
             // Any other event here means a malformed stream the parser let through.
-            _ => Ok((Value::Null, PosNode::Scalar(pos))),
+            _ => Ok(self.push(pos, NodeKind::Scalar(Value::Null))),
         }
     }
 
-    fn mapping(&mut self, pos: Pos, depth: usize) -> Result<(Value, PosNode), LoadError> {
-        let mut map = Map::new();
-        let mut entries: Vec<MapEntry> = Vec::new();
-        let mut merges: Vec<(Value, PosNode)> = Vec::new();
+    fn mapping(&mut self, depth: usize) -> Result<Vec<ArenaEntry>, LoadError> {
+        let mut entries: Vec<ArenaEntry> = Vec::new();
+        let mut merges: Vec<NodeId> = Vec::new();
+        // Key → entry index; small mappings are searched, larger ones hashed.
+        let mut index: Option<KeyIndex> = None;
+        const HASHED_FROM: usize = 16;
+        let keys = self.keys.clone();
+        let find = |entries: &[ArenaEntry], index: &Option<KeyIndex>, key: &str| match index {
+            Some(index) => match index.get(&keys.hash_one(key)) {
+                Some(&i) if &*entries[i].key == key => Some(i),
+                // Two keys with one 64-bit keyed hash: as good as never; stay correct anyway.
+                Some(_) => entries.iter().position(|e| &*e.key == key),
+                None => None,
+            },
+            None => entries.iter().position(|e| &*e.key == key),
+        };
         loop {
             let (ev, span) = self.next()?;
             let key_pos = self.pos(&span);
@@ -270,7 +498,7 @@ impl<'a> Builder<'a, '_> {
                         merges.push(self.node(ev, span, depth + 1)?);
                         continue;
                     }
-                    text.into_owned()
+                    text
                 }
                 other => {
                     // A collection as a key: consume it and its value, report, move on.
@@ -278,16 +506,10 @@ impl<'a> Builder<'a, '_> {
                     let (ev, span) = self.next()?;
                     self.node(ev, span, depth + 1)?;
                     // `key: {{ .Values.x }}` parses as a flow mapping used as a key.
-                    let line = self
-                        .text
-                        .lines()
-                        .nth(key_pos.line.saturating_sub(self.line_offset + 1) as usize)
-                        .unwrap_or("");
-                    if let Some(col) = line.find("{{") {
-                        let pos = Pos::new(key_pos.line, line[..col].chars().count() as u32 + 1);
+                    if let Some((column, action)) = self.template_on_line(key_pos.line) {
+                        let pos = Pos::new(key_pos.line, column);
                         let msg = format!(
-                            "template syntax `{}` left in a manifest; render the chart or kustomization first",
-                            snippet_at(line, col)
+                            "template syntax `{action}` left in a manifest; render the chart or kustomization first"
                         );
                         self.finding(rules::TEMPLATE_LEFTOVER, Severity::Error, pos, msg);
                     } else {
@@ -303,62 +525,149 @@ impl<'a> Builder<'a, '_> {
                 }
             };
             let (ev, span) = self.next()?;
-            let (value, node) = self.node(ev, span, depth + 1)?;
-            if let Some(first) = entries.iter().find(|e| *e.key == *key) {
+            let value = self.node(ev, span, depth + 1)?;
+            let entry = ArenaEntry {
+                key: key.as_ref().into(),
+                key_pos,
+                value,
+            };
+            if let Some(i) = find(&entries, &index, &key) {
                 let msg = format!(
                     "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
-                    first.key_pos.line
+                    entries[i].key_pos.line
                 );
                 self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
-                entries.retain(|e| *e.key != *key);
+                // The last one wins, at the first one's place (as in a JSON map).
+                entries[i] = entry;
+                continue;
             }
-            entries.push(MapEntry {
-                key: key.as_str().into(),
-                key_pos,
-                value: node,
-            });
-            map.insert(key, value);
+            if let Some(index) = &mut index {
+                index
+                    .entry(keys.hash_one(&*entry.key))
+                    .or_insert(entries.len());
+            } else if entries.len() + 1 == HASHED_FROM {
+                let mut built = KeyIndex::default();
+                for (i, e) in entries.iter().chain(std::iter::once(&entry)).enumerate() {
+                    built.entry(keys.hash_one(&*e.key)).or_insert(i);
+                }
+                index = Some(built);
+            }
+            entries.push(entry);
         }
         // YAML merge keys (`<<: *base`): explicit keys win, earlier merges win over later ones.
-        for (value, node) in merges {
-            let sources: Vec<(Value, PosNode)> = match (value, node) {
-                (Value::Array(vs), PosNode::Seq { items, .. }) => {
-                    vs.into_iter().zip(items).collect()
-                }
-                other => vec![other],
+        // Merged values are shared by index, as aliases are.
+        for merge in merges {
+            let sources: Vec<NodeId> = match &self.arena[merge].kind {
+                NodeKind::Seq(items) => items.clone(),
+                _ => vec![merge],
             };
-            for (value, node) in sources {
-                if let (Value::Object(m), PosNode::Map { entries: es, .. }) = (value, node) {
-                    for (k, v) in m {
-                        if !map.contains_key(&k) {
-                            if let Some(e) = es.iter().find(|e| *e.key == *k) {
-                                entries.push(e.clone());
-                            }
-                            map.insert(k, v);
-                        }
+            for source in sources {
+                self.arena[source].shared = true;
+                let NodeKind::Map(merged) = &self.arena[source].kind else {
+                    continue;
+                };
+                let mut added = Vec::new();
+                for e in merged {
+                    let present = find(&entries, &index, &e.key).is_some()
+                        || added.iter().any(|a: &ArenaEntry| a.key == e.key);
+                    if !present {
+                        added.push(ArenaEntry {
+                            key: e.key.clone(),
+                            key_pos: e.key_pos,
+                            value: e.value,
+                        });
                     }
+                }
+                for e in added {
+                    if let Some(index) = &mut index {
+                        index.entry(keys.hash_one(&*e.key)).or_insert(entries.len());
+                    }
+                    entries.push(e);
                 }
             }
         }
-        Ok((Value::Object(map), PosNode::Map { pos, entries }))
+        Ok(entries)
     }
 
-    fn remember(&mut self, anchor: usize, value: &Value, node: &PosNode) {
-        if anchor > 0 {
-            let (count, depth) = measure(value);
-            self.anchors
-                .insert(anchor, (value.clone(), node.clone(), count, depth));
+    /// The JSON value and positions of a finished document, aliases expanded (their cost was
+    /// checked against the budget while parsing). A node reached only once is moved out of the
+    /// arena; one under an alias or a merge is copied.
+    fn build(&mut self, id: NodeId, shared: bool) -> (Value, PosNode) {
+        let shared = shared || self.arena[id].shared;
+        let pos = self.arena[id].pos;
+        let kind = if shared {
+            None
+        } else {
+            Some(std::mem::replace(
+                &mut self.arena[id].kind,
+                NodeKind::Scalar(Value::Null),
+            ))
+        };
+        match kind {
+            Some(NodeKind::Scalar(v)) => (v, PosNode::Scalar(pos)),
+            Some(NodeKind::Seq(items)) => self.build_seq(pos, &items, false),
+            Some(NodeKind::Map(entries)) => {
+                let mut map = Map::with_capacity(entries.len());
+                let mut out = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let (value, positions) = self.build(e.value, false);
+                    map.insert(e.key.to_string(), value);
+                    out.push(MapEntry {
+                        key: e.key,
+                        key_pos: e.key_pos,
+                        value: positions,
+                    });
+                }
+                let node = PosNode::Map { pos, entries: out };
+                (Value::Object(map), node)
+            }
+            None => match &self.arena[id].kind {
+                NodeKind::Scalar(v) => (v.clone(), PosNode::Scalar(pos)),
+                NodeKind::Seq(items) => {
+                    let items = items.clone();
+                    self.build_seq(pos, &items, true)
+                }
+                NodeKind::Map(entries) => {
+                    let entries: Vec<(Box<str>, Pos, NodeId)> = entries
+                        .iter()
+                        .map(|e| (e.key.clone(), e.key_pos, e.value))
+                        .collect();
+                    let mut map = Map::with_capacity(entries.len());
+                    let mut out = Vec::with_capacity(entries.len());
+                    for (key, key_pos, child) in entries {
+                        let (value, positions) = self.build(child, true);
+                        map.insert(key.to_string(), value);
+                        out.push(MapEntry {
+                            key,
+                            key_pos,
+                            value: positions,
+                        });
+                    }
+                    (Value::Object(map), PosNode::Map { pos, entries: out })
+                }
+            },
         }
+    }
+
+    fn build_seq(&mut self, pos: Pos, items: &[NodeId], shared: bool) -> (Value, PosNode) {
+        let (values, items) = items.iter().map(|&c| self.build(c, shared)).unzip();
+        (Value::Array(values), PosNode::Seq { pos, items })
     }
 
     fn scalar(&mut self, text: &str, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Value {
-        if let Some(tag) = tag
-            && (tag.is_yaml_core_schema() || tag.handle == "!!")
-        {
-            return match tag.suffix.as_str() {
-                "str" | "binary" | "timestamp" => Value::String(text.to_owned()),
-                _ => self.plain(text, pos),
-            };
+        if let Some(tag) = tag {
+            let core = tag.is_yaml_core_schema() || tag.handle == "!!";
+            match (core, tag.suffix.as_str()) {
+                (true, "str" | "binary" | "timestamp") => return Value::String(text.to_owned()),
+                (true, "int" | "float" | "bool" | "null" | "merge" | "value") => {
+                    return self.plain(text, pos);
+                }
+                // `! text`, the non-specific tag: a string.
+                (false, "" | "!") if matches!(&*tag.handle, "!" | "") => {
+                    return Value::String(text.to_owned());
+                }
+                _ => self.unknown_tag(tag, &["str", "int", "float", "bool", "null"], pos),
+            }
         }
         match style {
             ScalarStyle::Plain => {
@@ -372,9 +681,33 @@ impl<'a> Builder<'a, '_> {
         }
     }
 
+    /// Reports a tag that is not one of YAML's core tags for this kind of node.
+    fn unknown_tag(&mut self, tag: &Tag, known: &[&str], pos: Pos) {
+        let core = tag.is_yaml_core_schema() || tag.handle == "!!";
+        if core && known.contains(&tag.suffix.as_str()) {
+            return;
+        }
+        let shown = if core {
+            format!("!!{}", tag.suffix)
+        } else {
+            format!("{}{}", tag.handle, tag.suffix)
+        };
+        let msg = format!(
+            "unknown tag `{shown}`: kubectl and the API server resolve no application tags (CloudFormation's `!Ref`, `!!python/object`); the value is not what the tag means, remove the tag"
+        );
+        self.finding(rules::UNKNOWN_TAG, Severity::Error, pos, msg);
+    }
+
     fn plain(&mut self, text: &str, pos: Pos) -> Value {
         match resolve_plain(text) {
             Resolved::Value(v) => v,
+            Resolved::TooLarge => {
+                let msg = format!(
+                    "`{text}` is a number too large for a float, which JSON (and so the API server) cannot carry; quote it if a string is meant"
+                );
+                self.finding(rules::UNREPRESENTABLE, Severity::Error, pos, msg);
+                Value::String(text.to_owned())
+            }
             Resolved::NotJson => {
                 let msg = format!(
                     "`{text}` is a special float that JSON (and so the API server) cannot carry; quote it if a string is meant"
@@ -409,24 +742,13 @@ impl<'a> Builder<'a, '_> {
     }
 }
 
-/// A value's node count and depth.
-fn measure(v: &Value) -> (usize, usize) {
-    let children: Box<dyn Iterator<Item = &Value>> = match v {
-        Value::Array(a) => Box::new(a.iter()),
-        Value::Object(m) => Box::new(m.values()),
-        _ => return (1, 1),
-    };
-    children.fold((1, 1), |(count, depth), child| {
-        let (c, d) = measure(child);
-        (count + c, depth.max(d + 1))
-    })
-}
-
 /// How a plain scalar reads under the YAML 1.2 core schema.
 enum Resolved {
     Value(Value),
     /// `.nan` / `.inf`: a float JSON has no way to write.
     NotJson,
+    /// A number beyond a float's range (`1e400`): infinite to a JSON reader.
+    TooLarge,
 }
 
 fn resolve_plain(s: &str) -> Resolved {
@@ -440,42 +762,48 @@ fn resolve_plain(s: &str) -> Resolved {
             if matches!(body, ".inf" | ".Inf" | ".INF") && s.len() - body.len() <= 1 {
                 return Resolved::NotJson;
             }
-            if let Some(n) = resolve_number(s) {
-                Value::Number(n)
-            } else {
-                Value::String(s.to_owned())
+            match resolve_number(s) {
+                Some(Some(n)) => Value::Number(n),
+                Some(None) => return Resolved::TooLarge,
+                None => Value::String(s.to_owned()),
             }
         }
     };
     Resolved::Value(v)
 }
 
-fn resolve_number(s: &str) -> Option<Number> {
+/// A plain scalar's number: `None` when it is not one, `Some(None)` when it is one no float can
+/// hold (`1e400`).
+fn resolve_number(s: &str) -> Option<Option<Number>> {
     let bytes = s.as_bytes();
     let first = *bytes.first()?;
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
         return None;
     }
     if let Some(hex) = s.strip_prefix("0x") {
-        return i64::from_str_radix(hex, 16).ok().map(Number::from);
+        return i64::from_str_radix(hex, 16)
+            .ok()
+            .map(|n| Some(Number::from(n)));
     }
     if let Some(oct) = s.strip_prefix("0o") {
-        return i64::from_str_radix(oct, 8).ok().map(Number::from);
+        return i64::from_str_radix(oct, 8)
+            .ok()
+            .map(|n| Some(Number::from(n)));
     }
     let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         let t = s.strip_prefix('+').unwrap_or(s);
         if let Ok(i) = t.parse::<i64>() {
-            return Some(Number::from(i));
+            return Some(Some(Number::from(i)));
         }
         if let Ok(u) = t.parse::<u64>() {
-            return Some(Number::from(u));
+            return Some(Some(Number::from(u)));
         }
-        return t.parse::<f64>().ok().and_then(Number::from_f64);
+        return t.parse::<f64>().ok().map(Number::from_f64);
     }
     if is_yaml12_float(digits) {
         let t = s.strip_prefix('+').unwrap_or(s);
-        return t.parse::<f64>().ok().and_then(Number::from_f64);
+        return t.parse::<f64>().ok().map(Number::from_f64);
     }
     None
 }
@@ -665,7 +993,13 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
 
 /// Turns a parse failure into the most useful finding: a tab or a template beats a bare
 /// "did not find expected key".
-fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadError) -> Finding {
+fn describe_error(
+    file: &Arc<str>,
+    chunk: &str,
+    line_offset: u32,
+    err: &LoadError,
+    limits: &YamlLimits,
+) -> Finding {
     let (pos, info) = match err {
         LoadError::Scan(e) => (
             Pos::new(
@@ -675,14 +1009,18 @@ fn describe_error(file: &Arc<str>, chunk: &str, line_offset: u32, err: &LoadErro
             e.info().to_owned(),
         ),
         LoadError::TooDeep(pos) => {
-            let msg = format!("nesting deeper than {MAX_DEPTH} levels");
-            return Finding::new(rules::SYNTAX, Severity::Error, file, *pos, msg);
-        }
-        LoadError::AliasBomb(pos) => {
             let msg = format!(
-                "aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing to expand further"
+                "nesting deeper than {} levels (aliases count with their anchor's depth); this document was not read (--max-depth raises the limit)",
+                limits.max_depth
             );
-            return Finding::new(rules::UNREPRESENTABLE, Severity::Error, file, *pos, msg);
+            return Finding::new(rules::LIMIT, Severity::Error, file, *pos, msg);
+        }
+        LoadError::TooManyDocuments(pos) => return too_many_documents(file, pos.line, limits),
+        LoadError::AliasBomb(pos, budget) => {
+            let msg = format!(
+                "aliases in this file expand to more than {budget} nodes (half a node per byte of the file, plus {ALIAS_FLOOR}); this document was not read"
+            );
+            return Finding::new(rules::LIMIT, Severity::Error, file, *pos, msg);
         }
     };
     // Errors at the end of input sit on a line past the last: point at the last real line.
@@ -826,6 +1164,44 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_in_a_large_mapping_are_each_found_once() {
+        // The check is a hash lookup (1,000,000 keys: see bench/); here the answers.
+        let mut s: String = (0..5000).map(|i| format!("k{i}: {i}\n")).collect();
+        s.push_str("k0: again\nk4999: again\nk0: thrice\n");
+        let l = load_str(&s);
+        let dups: Vec<_> = l.documents[0]
+            .findings
+            .iter()
+            .map(|f| (f.pos.line, f.message.clone()))
+            .collect();
+        assert_eq!(dups.len(), 3, "{dups:?}");
+        assert!(dups[0].1.contains("`k0` (first at line 1)"));
+        assert!(dups[1].1.contains("`k4999` (first at line 5000)"));
+        assert_eq!(dups[2].0, 5003);
+        let d = &l.documents[0];
+        assert_eq!(d.value["k0"], json!("thrice"));
+        assert_eq!(d.value.as_object().map(|m| m.len()), Some(5000));
+        assert_eq!(d.positions.locate("/k0").key, Some(Pos::new(5003, 1)));
+    }
+
+    #[test]
+    fn many_complex_keys_on_one_line_are_each_reported() {
+        let s = format!(
+            "{{{}}}\n",
+            (0..2000)
+                .map(|i| format!("[k{i}]: {i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let l = load_str(&s);
+        let n = all_findings(&l)
+            .iter()
+            .filter(|f| f.0 == rules::COMPLEX_KEY)
+            .count();
+        assert_eq!(n, 2000);
+    }
+
+    #[test]
     fn yaml11_traps_only_on_plain_scalars() {
         let l = load_str("on: yes\nmode: 0644\nq: 'no'\nbig: 1_000\nok: true\n");
         assert_eq!(
@@ -874,7 +1250,7 @@ mod tests {
             s.push_str(&format!("a{i}: &a{i} [[[[[[[[*a{p}]]]]]]]]\n"));
         }
         let l = load_str(&s);
-        assert_eq!(l.findings[0].rule, rules::SYNTAX);
+        assert_eq!(l.findings[0].rule, rules::LIMIT);
         assert!(
             l.findings[0].message.contains("nesting deeper"),
             "{:?}",
@@ -949,7 +1325,61 @@ mod tests {
             ));
         }
         let l = load_str(&s);
-        assert!(l.findings.iter().any(|f| f.rule == rules::UNREPRESENTABLE));
+        assert!(l.findings.iter().any(|f| f.rule == rules::LIMIT));
+    }
+
+    #[test]
+    fn the_alias_budget_is_the_streams_not_each_documents() {
+        // Each document expands to about 3,000 nodes, well under the budget alone; together
+        // they cross it once, and every later document that expands aliases is refused too,
+        // while those without aliases are read.
+        let doc = "a: &a [x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
+        let mut s = String::new();
+        for i in 0..40 {
+            s.push_str("---\n");
+            s.push_str(if i % 2 == 0 { doc } else { "plain: 1\n" });
+        }
+        let l = load_str(&s);
+        let refused = l.findings.iter().filter(|f| f.rule == rules::LIMIT).count();
+        let budget = alias_budget(s.len());
+        assert!(budget < 20 * 3000, "{budget}");
+        assert!(refused > 0 && refused < 20, "{refused}");
+        assert_eq!(
+            l.documents
+                .iter()
+                .filter(|d| d.value["plain"] == json!(1))
+                .count(),
+            20
+        );
+    }
+
+    #[test]
+    fn nested_anchors_are_shared_not_copied() {
+        // 120 anchors, each inside the one before: parsing copies none of them (it used to copy
+        // every anchored subtree, quadratic in the nesting), and the value is all there.
+        let mut s = String::new();
+        for i in 0..120 {
+            s.push_str(&format!("{{k{i}: v, n{i}: &a{i} "));
+        }
+        s.push_str("end");
+        s.push_str(&"}".repeat(120));
+        s.push_str("\nagain: *a100\n");
+        let l = load_str(&format!("root: {s}"));
+        assert!(all_findings(&l).is_empty(), "{:?}", l.findings);
+        let again = &l.documents[0].value["again"];
+        assert_eq!(again["k101"], json!("v"));
+    }
+
+    #[test]
+    fn documents_past_the_limit_are_one_finding() {
+        let limits = YamlLimits {
+            max_documents: 3,
+            ..YamlLimits::default()
+        };
+        let s = "a: 1\n---\nb: 2\n---\nc: 3\n---\nd: 4\n---\ne: 5\n";
+        let l = load_with(&Arc::from("t.yaml"), s, &limits);
+        assert_eq!(l.documents.len(), 3);
+        assert_eq!(all_findings(&l), vec![(rules::LIMIT, 6, 1)]);
     }
 
     #[test]
@@ -957,6 +1387,34 @@ mod tests {
         let s = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         let l = load_str(&s);
         assert_eq!(l.findings[0].rule, rules::SYNTAX);
+    }
+
+    #[test]
+    fn unknown_tags_and_huge_numbers_are_reported() {
+        let l = load_str(
+            "a: !Ref bucket\nb: !!python/object:os.system x\nc: 1e400\nd: !!str 5\ne: !!int 7\nf: ! 8\ng: !Custom {x: 1}\nh: !!map {z: 2}\ni: -1e400\nj: 1e300\n",
+        );
+        assert_eq!(
+            all_findings(&l),
+            vec![
+                (rules::UNKNOWN_TAG, 1, 4),
+                (rules::UNKNOWN_TAG, 2, 4),
+                (rules::UNKNOWN_TAG, 7, 4),
+                (rules::UNREPRESENTABLE, 3, 4),
+                (rules::UNREPRESENTABLE, 9, 4),
+            ]
+        );
+        let v = &l.documents[0].value;
+        assert_eq!(
+            (&v["d"], &v["e"], &v["f"]),
+            (&json!("5"), &json!(7), &json!("8"))
+        );
+        assert!(v["j"].is_number());
+        assert!(
+            l.documents[0].findings[1]
+                .message
+                .contains("`!!python/object:os.system`")
+        );
     }
 
     #[test]

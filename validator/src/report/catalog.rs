@@ -26,6 +26,37 @@ const RULES: &[RuleDoc] = &[
         "A binary file where manifests were expected.",
         Some("Move the file out of the manifest directories or list it in .tallyignore."),
     ),
+    doc(
+        source::rules::UNREADABLE,
+        "A file that cannot be read: a dangling or looping symbolic link, no permission, or not a regular file (a FIFO, a device, a socket).",
+        Some(
+            "Fix or remove the link, make the file readable, or exclude the path (--exclude, .tallyignore); the other files are checked either way.",
+        ),
+    ),
+    doc(
+        yaml::rules::LIMIT,
+        "A file crosses one of the gate's budgets (file size, input size, documents per file, nesting depth, alias expansion); the file, or the rest of it, was not read.",
+        Some(
+            "Split the file or simplify it; a limit that real files cross can be raised: --max-file-size, --max-input-size, --max-documents, --max-depth (lower only).",
+        ),
+    ),
+    doc(
+        crate::manifest::rules::TOO_LARGE,
+        "An object larger than the API server stores (1.5 MiB as JSON, etcd's request limit).",
+        Some("Move large data out of the object (a volume, an image, several ConfigMaps)."),
+    ),
+    doc(
+        crate::manifest::rules::EMPTY_FILE,
+        "A file with no document: empty, or only comments.",
+        Some("Remove the file if it is a leftover, or list it in .tallyignore."),
+    ),
+    doc(
+        yaml::rules::UNKNOWN_TAG,
+        "A YAML tag no Kubernetes reader resolves (`!Ref`, `!!python/object`).",
+        Some(
+            "Remove the tag; render the file with the tool it belongs to first if it is a template of another tool.",
+        ),
+    ),
     doc(yaml::rules::SYNTAX, "The YAML does not parse.", None),
     doc(
         yaml::rules::TAB,

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use crate::finding::{Finding, Severity};
 use crate::gate::GateReport;
 use crate::source::STDIN_NAME;
+use crate::text;
 
 /// Writes one workflow command per counted finding.
 pub fn write(report: &GateReport, out: &mut dyn Write) -> io::Result<()> {
@@ -23,11 +24,14 @@ fn command(f: &Finding) -> String {
         Severity::Warning => "warning",
         Severity::Info => "notice",
     };
-    let mut message = f.message.clone();
+    // Text quoted from input is escaped first (no control character or bidi override reaches
+    // the log); the workflow-command escapes below then keep it inside its command.
+    let mut message = text::escape(&f.message).into_owned();
     if let Some(help) = &f.help {
         message.push_str("\nhelp: ");
-        message.push_str(help);
+        message.push_str(&text::escape(help));
     }
+    let file = text::escape(&f.file);
     let line = f.pos.line.max(1);
     let column = f.pos.column.max(1);
     if &*f.file == STDIN_NAME {
@@ -35,25 +39,26 @@ fn command(f: &Finding) -> String {
         return format!(
             "::{name} title={}::{}",
             property(f.rule),
-            data(&format!("{}:{line}:{column}: {message}", f.file))
+            data(&format!("{file}:{line}:{column}: {message}"))
         );
     }
     format!(
         "::{name} file={},line={line},col={column},title={}::{}",
-        property(&f.file),
+        property(&file),
         property(f.rule),
         data(&message)
     )
 }
 
-/// Escapes a command's message (after `::`).
+/// Escapes a command's message (after `::`), as GitHub's runner reads it: `%`, `\r`, `\n`.
 fn data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
-/// Escapes a command's property value (`file=...`), which also ends at `:` and `,`.
+/// Escapes a command's property value (`file=...`), which also ends at `:` and `,`: those as
+/// well.
 fn property(s: &str) -> String {
     data(s).replace(':', "%3A").replace(',', "%2C")
 }

@@ -33,13 +33,14 @@ use unicode_width::UnicodeWidthChar;
 
 use super::{ReportOptions, Summary, span};
 use crate::finding::{Finding, Severity};
-use crate::gate::GateReport;
+use crate::gate::{GateReport, LineWindow};
 use crate::manifest::rules::{MISSING_API_VERSION, MISSING_KIND, MISSING_NAME};
 use crate::object::ObjectRef;
 use crate::policy::rules::{
     AUTOMOUNT_SERVICE_ACCOUNT_TOKEN, DEFAULT_SERVICE_ACCOUNT, NO_LATEST_TAG, UNRENDERED_PLACEHOLDER,
 };
 use crate::schema::rules::INVALID as SCHEMA_INVALID;
+use crate::text;
 use crate::yaml::rules::{AMBIGUOUS_NUMBER, TEMPLATE_LEFTOVER};
 
 /// Source lines longer than this (in columns) are shown as a window around the finding.
@@ -237,8 +238,8 @@ fn full(report: &GateReport, e: &Entry, paint: Paint, out: &mut dyn Write) -> io
     let pad = gutter(f);
     header(f, paint, out)?;
     let bar = paint.paint(BLUE, "|");
-    if let Some(line) = source_line(report, f) {
-        let snippet = Snippet::new(line, f.pos.column);
+    if let Some(window) = source_window(report, f) {
+        let snippet = Snippet::new(window);
         writeln!(out, "{pad}  {bar}")?;
         // No trailing space after the bar when the line is empty (the end of the file).
         let gap = if snippet.text.is_empty() { "" } else { " " };
@@ -257,7 +258,12 @@ fn full(report: &GateReport, e: &Entry, paint: Paint, out: &mut dyn Write) -> io
     }
     let eq = paint.paint(BLUE, "=");
     if let Some(help) = &f.help {
-        writeln!(out, "{pad}  {eq} {}: {}", paint.paint(BOLD, "help"), help)?;
+        writeln!(
+            out,
+            "{pad}  {eq} {}: {}",
+            paint.paint(BOLD, "help"),
+            text::escape(help)
+        )?;
     }
     also(e, paint, out)?;
     if let Some(object) = &f.object {
@@ -281,14 +287,14 @@ fn header(f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
             &format!("{}[{}]", f.severity, f.rule)
         ),
         paint.paint(BOLD, ":"),
-        paint.paint(BOLD, &f.message)
+        paint.paint(BOLD, &text::escape(&f.message))
     )?;
     writeln!(
         out,
         "{} {} {}:{}:{}",
         gutter(f),
         paint.paint(BLUE, "-->"),
-        f.file,
+        text::escape(&f.file),
         f.pos.line,
         f.pos.column
     )
@@ -307,7 +313,7 @@ fn also(e: &Entry, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
                 severity_style(f.severity),
                 &format!("{}[{}]", f.severity, f.rule)
             ),
-            f.message
+            text::escape(&f.message)
         )?;
     }
     Ok(())
@@ -321,10 +327,19 @@ fn gutter(f: &Finding) -> String {
 fn exempted(f: &Finding, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
     let mut text = format!(
         "exempted {}[{}]: {}\n  --> {}:{}:{}\n",
-        f.severity, f.rule, f.message, f.file, f.pos.line, f.pos.column
+        f.severity,
+        f.rule,
+        text::escape(&f.message),
+        text::escape(&f.file),
+        f.pos.line,
+        f.pos.column
     );
     if let Some(e) = &f.exempted {
-        text.push_str(&format!("   = reason: {} ({})\n", e.reason, e.source));
+        text.push_str(&format!(
+            "   = reason: {} ({})\n",
+            text::escape(&e.reason),
+            text::escape(&e.source)
+        ));
     }
     if let Some(object) = &f.object {
         text.push_str(&format!("   = object: {}\n", object_label(object)));
@@ -377,14 +392,20 @@ impl Hidden {
     }
 }
 
-/// The finding's source line; an empty one for the end of the file, where errors about an
-/// unfinished document point.
-fn source_line<'a>(report: &'a GateReport, f: &Finding) -> Option<&'a str> {
-    if let Some(line) = report.sources.line(&f.file, f.pos.line) {
-        return Some(line);
+/// The finding's source line (or a window of a long one); an empty one for the end of the file,
+/// where errors about an unfinished document point.
+fn source_window<'a>(report: &'a GateReport, f: &Finding) -> Option<LineWindow<'a>> {
+    if let Some(window) = report.sources.window(&f.file, f.pos.line, f.pos.column) {
+        return Some(window);
     }
-    let text = report.sources.text(&f.file)?;
-    (f.pos.line as usize == text.lines().count() + 1).then_some("")
+    let lines = report.sources.line_count(&f.file)?;
+    (f.pos.line as usize == lines + 1).then_some(LineWindow {
+        text: "",
+        column: f.pos.column,
+        cut_before: false,
+        cut_after: false,
+        flow_line: false,
+    })
 }
 
 /// `Deployment default/web`, with placeholders where the object lacks a kind or a name.
@@ -399,8 +420,9 @@ pub(super) fn object_label(o: &ObjectRef) -> String {
     } else {
         &o.name
     };
+    let (kind, name) = (text::escape(kind), text::escape(name));
     match &o.namespace {
-        Some(ns) => format!("{kind} {ns}/{name}"),
+        Some(ns) => format!("{kind} {}/{name}", text::escape(ns)),
         None => format!("{kind} {name}"),
     }
 }
@@ -471,10 +493,13 @@ struct Snippet {
 }
 
 impl Snippet {
-    fn new(line: &str, column: u32) -> Snippet {
+    fn new(window: LineWindow) -> Snippet {
+        let LineWindow {
+            text: line, column, ..
+        } = window;
         let chars: Vec<char> = line.chars().collect();
         let start = (column.max(1) as usize - 1).min(chars.len());
-        let len = span::token_chars(line, column);
+        let len = span::token_chars_in(line, column, window.flow_line);
         // Long lines (minified JSON) are cut to a window that keeps the finding in view.
         let total: usize = chars.iter().map(|&c| display_width(c)).sum();
         let (from, to) = if total > MAX_SNIPPET_WIDTH {
@@ -492,7 +517,7 @@ impl Snippet {
         let mut text = String::new();
         let mut caret_at = 0;
         let mut caret_len = 0;
-        if from > 0 {
+        if from > 0 || window.cut_before {
             text.push('…');
             caret_at += 1;
         }
@@ -500,7 +525,7 @@ impl Snippet {
             let w = display_width(c);
             if c == '\t' {
                 text.push_str(&" ".repeat(TAB_WIDTH));
-            } else if c.is_control() {
+            } else if text::is_unsafe(c) {
                 text.push(char::REPLACEMENT_CHARACTER);
             } else {
                 text.push(c);
@@ -511,7 +536,7 @@ impl Snippet {
                 caret_len += w;
             }
         }
-        if to < chars.len() {
+        if to < chars.len() || window.cut_after {
             text.push('…');
         }
         Snippet {
@@ -525,7 +550,7 @@ impl Snippet {
 fn display_width(c: char) -> usize {
     if c == '\t' {
         TAB_WIDTH
-    } else if c.is_control() {
+    } else if text::is_unsafe(c) {
         1
     } else {
         c.width().unwrap_or(0)
@@ -567,7 +592,13 @@ mod tests {
     use super::*;
 
     fn carets(line: &str, column: u32) -> String {
-        let s = Snippet::new(line, column);
+        let s = Snippet::new(LineWindow {
+            text: line,
+            column,
+            cut_before: false,
+            cut_after: false,
+            flow_line: false,
+        });
         format!(
             "{}\n{}{}",
             s.text,

@@ -14,6 +14,7 @@ use super::human::object_label;
 use crate::finding::{Finding, Severity};
 use crate::gate::GateReport;
 use crate::object::ObjectRef;
+use crate::text;
 
 /// One test case: an object of a file, or the file itself (`object: None`).
 struct Case<'a> {
@@ -48,7 +49,7 @@ pub fn write(report: &GateReport, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             r#"  <testsuite name="{}" tests="{}" failures="{failed}" errors="0">"#,
-            escape(file),
+            escape(&text::escape(file)),
             cases.len()
         )?;
         for case in cases {
@@ -99,8 +100,9 @@ fn suites(report: &GateReport) -> BTreeMap<&str, Vec<Case<'_>>> {
 fn write_case(file: &str, case: &Case<'_>, out: &mut dyn Write) -> io::Result<()> {
     let name = match case.object {
         Some(o) => object_label(o),
-        None => file.to_owned(),
+        None => text::escape(file).into_owned(),
     };
+    let file = &*text::escape(file);
     let open = format!(
         r#"    <testcase name="{}" classname="{}""#,
         escape(&name),
@@ -112,25 +114,30 @@ fn write_case(file: &str, case: &Case<'_>, out: &mut dyn Write) -> io::Result<()
     writeln!(out, "{open}>")?;
     let mut system_out = Vec::new();
     for f in &case.findings {
-        let location = format!("{}:{}:{}", f.file, f.pos.line, f.pos.column);
+        // Quoted from input: escaped before the XML escaping (see `text::escape`).
+        let message = text::escape(&f.message);
+        let location = format!("{}:{}:{}", text::escape(&f.file), f.pos.line, f.pos.column);
         if let Some(e) = &f.exempted {
             system_out.push(format!(
-                "{location}: exempted {}[{}]: {} (reason: {}; {})",
-                f.severity, f.rule, f.message, e.reason, e.source
+                "{location}: exempted {}[{}]: {message} (reason: {}; {})",
+                f.severity,
+                f.rule,
+                text::escape(&e.reason),
+                text::escape(&e.source)
             ));
         } else if f.severity == Severity::Info {
-            system_out.push(format!("{location}: info[{}]: {}", f.rule, f.message));
+            system_out.push(format!("{location}: info[{}]: {message}", f.rule));
         } else {
-            let mut body = format!("{location}: {}[{}]: {}", f.severity, f.rule, f.message);
+            let mut body = format!("{location}: {}[{}]: {message}", f.severity, f.rule);
             if let Some(help) = &f.help {
                 body.push_str("\nhelp: ");
-                body.push_str(help);
+                body.push_str(&text::escape(help));
             }
             writeln!(
                 out,
                 r#"      <failure type="{}" message="{}">{}</failure>"#,
                 escape(f.rule),
-                escape(&f.message),
+                escape(&message),
                 escape_text(&body)
             )?;
         }

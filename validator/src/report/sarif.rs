@@ -113,8 +113,8 @@ fn result(report: &GateReport, f: &Finding, rule_index: usize) -> Value {
     let mut region = Map::new();
     region.insert("startLine".into(), json!(line));
     region.insert("startColumn".into(), json!(column));
-    if let Some(source) = report.sources.line(&f.file, line) {
-        let len = span::token_chars(source, column) as u32;
+    if let Some(w) = report.sources.window(&f.file, line, column) {
+        let len = span::token_chars_in(w.text, w.column, w.flow_line) as u32;
         region.insert("endColumn".into(), json!(column + len));
     }
     let mut r = Map::new();

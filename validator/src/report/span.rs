@@ -7,13 +7,20 @@
 
 /// The number of characters of the token at `column` (1-based, in characters) of `line`; at least
 /// 1, so a position past the end of the line still gets a caret.
+#[cfg(test)]
 pub fn token_chars(line: &str, column: u32) -> usize {
-    let chars: Vec<char> = line.chars().collect();
-    let start = (column.max(1) as usize - 1).min(chars.len());
-    token_len(&chars, start).max(1)
+    token_chars_in(line, column, false)
 }
 
-fn token_len(chars: &[char], start: usize) -> usize {
+/// As [`token_chars`] on a window of a longer line: `flow_line` says the whole line is a flow
+/// collection (JSON), which the window's own start may no longer show.
+pub fn token_chars_in(text: &str, column: u32, flow_line: bool) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    let start = (column.max(1) as usize - 1).min(chars.len());
+    token_len(&chars, start, flow_line).max(1)
+}
+
+fn token_len(chars: &[char], start: usize, flow_line: bool) -> usize {
     let rest = &chars[start..];
     let Some(&first) = rest.first() else {
         return 1;
@@ -34,7 +41,7 @@ fn token_len(chars: &[char], start: usize) -> usize {
             rest.iter().take_while(|c| !c.is_whitespace()).count()
         }
         c if c.is_whitespace() => 1,
-        _ => plain_len(rest, in_flow(&chars[..start])),
+        _ => plain_len(rest, flow_line || in_flow(&chars[..start])),
     }
 }
 

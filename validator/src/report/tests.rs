@@ -482,3 +482,121 @@ fn human_shortens_repeats_and_counts_them_past_five_in_a_file() {
     assert_eq!(text.matches("|         - image:").count(), 3, "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// A report whose file name and key were written by a hostile pull request: an escape sequence
+/// that clears the log and paints a fake success line, and a bidi override.
+fn hostile_report() -> GateReport {
+    let file: Arc<str> = Arc::from("evil\u{202e}lmay.yaml");
+    let key = "x\u{1b}[2J\u{1b}[32m\nok: no findings\r";
+    let mut sources = Sources::default();
+    sources.insert(Arc::clone(&file), Arc::from("a: 1\n"));
+    let findings = vec![
+        Finding::new(
+            "yaml-duplicate-key",
+            Severity::Error,
+            &file,
+            Pos::new(1, 1),
+            format!("duplicate key `{key}`, 100% sure: a,b"),
+        )
+        .with_help(format!("remove `{key}`")),
+    ];
+    GateReport {
+        findings,
+        files: 1,
+        objects: 0,
+        kubernetes_version: "1.37".into(),
+        sources,
+        ..GateReport::default()
+    }
+}
+
+/// Whether text can reach a terminal or a log without acting on it.
+fn inert(text: &str) -> bool {
+    !text.chars().any(|c| c != '\n' && crate::text::is_unsafe(c))
+}
+
+#[test]
+fn quoted_input_cannot_forge_human_github_or_junit_output() {
+    let report = hostile_report();
+    for format in [Format::Human, Format::Github, Format::Junit] {
+        let out = render(format, &report, false);
+        assert!(inert(&out), "{format:?}: {out:?}");
+        assert!(
+            !out.lines().any(|l| l.starts_with("ok:")),
+            "{format:?}: a forged line: {out}"
+        );
+    }
+    let human = render(Format::Human, &report, false);
+    assert!(
+        human.contains("x\\u{1b}[2J\\u{1b}[32m\\nok: no findings\\r"),
+        "{human}"
+    );
+    assert!(human.contains("evil\\u{202e}lmay.yaml:1:1"), "{human}");
+    // GitHub: the message escapes `%` and line breaks; the file property also `:` and `,`.
+    let github = render(Format::Github, &report, false);
+    assert_eq!(github.lines().count(), 1, "{github}");
+    assert!(
+        github.contains("file=evil\\u{202e}lmay.yaml,line=1,col=1,"),
+        "{github}"
+    );
+    assert!(github.contains("100%25 sure: a,b"), "{github}");
+    assert!(github.contains("%0Ahelp: remove"), "{github}");
+    // Machine formats keep the text as it is: JSON escapes it its own way.
+    let json = render(Format::Json, &report, false);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    assert!(value.to_string().contains("\\u001b[2J"), "{json}");
+}
+
+#[test]
+fn long_lines_cost_a_window_not_the_line() {
+    // One minified line of 200,000 characters (non-ASCII, so columns are not byte offsets),
+    // with findings near its end: quoted as a window around each, carets on the token.
+    let file: Arc<str> = Arc::from("min.json");
+    let mut line = String::from("{\"é\": [");
+    for i in 0..20_000 {
+        line.push_str(&format!("\"v{i:05}\", "));
+    }
+    line.push_str("\"bad\"]}");
+    let column = line.chars().count() as u32 - 6;
+    let mut sources = Sources::default();
+    sources.insert(Arc::clone(&file), Arc::from(format!("{line}\n").as_str()));
+    let window = sources.window(&file, 1, column).expect("a window");
+    assert!(window.cut_before && window.text.chars().count() < 400);
+    let at: String = window
+        .text
+        .chars()
+        .skip(window.column as usize - 1)
+        .collect();
+    assert!(at.starts_with("\"bad\"]}"), "{at}");
+    let report = GateReport {
+        findings: vec![Finding::new(
+            "schema-invalid",
+            Severity::Error,
+            &file,
+            Pos::new(1, column),
+            "bad",
+        )],
+        files: 1,
+        kubernetes_version: "1.37".into(),
+        sources,
+        ..GateReport::default()
+    };
+    let human = render(Format::Human, &report, false);
+    let snippet = human.lines().nth(3).unwrap_or_default();
+    let carets = human.lines().nth(4).unwrap_or_default();
+    assert!(snippet.chars().count() < 200, "{snippet}");
+    let under: String = snippet
+        .chars()
+        .skip(carets.find('^').unwrap_or(0))
+        .take(5)
+        .collect();
+    assert_eq!(under, "\"bad\"", "{human}");
+    let sarif: serde_json::Value =
+        serde_json::from_str(&render(Format::Sarif, &report, false)).unwrap_or_default();
+    let region = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        region["endColumn"],
+        serde_json::json!(column + 5),
+        "{region}"
+    );
+}

@@ -1,0 +1,3 @@
+//! Helpers shared by the validator's integration tests.
+
+pub mod fuzz;
