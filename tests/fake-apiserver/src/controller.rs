@@ -51,12 +51,7 @@ pub async fn run(
             event = events.recv() => match event {
                 Ok(event) => {
                     // Endpoints follow Services and the readiness of Deployments.
-                    if matches!(
-                        (event.key.group.as_str(), event.key.resource.as_str()),
-                        ("", "services") | ("apps", "deployments")
-                    ) {
-                        crate::endpoints::sync(&cluster, &event.key.namespace);
-                    }
+                    endpoints_follow(&cluster, &event);
                     on_event(&cluster, &config, &shutdown, &mut scheduled, &event);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -69,6 +64,26 @@ pub async fn run(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         }
+    }
+}
+
+/// Endpoints follow a Service's changes and the readiness of the Deployments it selects.
+fn endpoints_follow(cluster: &Cluster, event: &ChangeEvent) {
+    use crate::endpoints::{Changed, sync};
+    let key = &event.key;
+    match (key.group.as_str(), key.resource.as_str()) {
+        ("", "services") => sync(cluster, &key.namespace, Changed::Service(&key.name)),
+        ("apps", "deployments") => {
+            // The object as changed (for a deletion, its last state): its pods' labels.
+            let labels = event
+                .object
+                .pointer("/spec/template/metadata/labels")
+                .and_then(Value::as_object);
+            if let Some(labels) = labels {
+                sync(cluster, &key.namespace, Changed::Pods(labels));
+            }
+        }
+        _ => {}
     }
 }
 

@@ -33,15 +33,32 @@ fn count(v: &Value, pointer: &str) -> u64 {
     v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
 }
 
-/// Brings the `Endpoints` of every Service in `namespace` up to date (writing only changes).
-pub fn sync(cluster: &Cluster, namespace: &str) {
+/// What changed, for [`sync`]: a Service (by name) or a Deployment (its pod labels).
+pub enum Changed<'a> {
+    /// This Service.
+    Service(&'a str),
+    /// A Deployment with these pod labels (every Service selecting them).
+    Pods(&'a Map<String, Value>),
+}
+
+/// Brings the `Endpoints` of the Services a change concerns up to date (writing only changes).
+pub fn sync(cluster: &Cluster, namespace: &str, changed: Changed<'_>) {
     let (Some(services), Some(endpoints)) = (
         cluster.resolve("", "v1", "services"),
         cluster.resolve("", "v1", "endpoints"),
     ) else {
         return;
     };
-    for service in cluster.list(&services, Some(namespace), |_| true).0 {
+    let concerned = |s: &Value| match &changed {
+        Changed::Service(name) => s.pointer("/metadata/name").and_then(Value::as_str) == Some(name),
+        Changed::Pods(labels) => s
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .is_some_and(|sel| {
+                !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+            }),
+    };
+    for service in cluster.list(&services, Some(namespace), concerned).0 {
         let Some(name) = service.pointer("/metadata/name").and_then(Value::as_str) else {
             continue;
         };
