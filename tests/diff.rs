@@ -4,30 +4,6 @@ mod common;
 
 use std::path::Path;
 
-fn commit_all(dir: &Path, message: &str) {
-    let repo = git2::Repository::open(dir)
-        .or_else(|_| git2::Repository::init(dir))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    // Files removed from the working tree leave the index too.
-    index
-        .update_all(["*"], None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    index.write().unwrap_or_else(|e| panic!("{e}"));
-    let tree = index
-        .write_tree()
-        .and_then(|id| repo.find_tree(id))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sig = git2::Signature::now("t", "t@example.com").unwrap_or_else(|e| panic!("{e}"));
-    let parent = repo.head().ok().and_then(|r| r.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap_or_else(|e| panic!("{e}"));
-}
-
 fn edit(repo: &Path, file: &str, from: &str, to: &str) {
     let path = repo.join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -51,7 +27,7 @@ fn a_change_is_shown_per_environment_object_by_object() {
     let repo = dir.join("repo");
     let init = common::output(common::tally_command().arg("init").arg(&repo));
     assert_eq!(init.status.code(), Some(0));
-    commit_all(&repo, "first");
+    common::commit_all(&repo, "first");
 
     // Nothing changed yet: the working tree is the commit.
     let (code, text) = diff(&repo, &["--base", "HEAD"]);
@@ -92,7 +68,7 @@ fn a_change_is_shown_per_environment_object_by_object() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-flags\ndata:\n  NEW_CHECKOUT: \"on\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    commit_all(&repo, "second");
+    common::commit_all(&repo, "second");
 
     let (code, text) = diff(&repo, &["--base", "HEAD~1", "--head", "HEAD"]);
     assert_eq!(code, Some(3), "{text}");

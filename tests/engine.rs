@@ -1020,42 +1020,12 @@ fn plan_and_apply_load_and_render_the_repo_once() {
 }
 
 /// Commits everything in `dir` (a git repository, created on the first call) on `main`.
-fn commit_all(dir: &Path) -> String {
-    let repo = git2::Repository::open(dir)
-        .or_else(|_| git2::Repository::init(dir))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    index.write().unwrap_or_else(|e| panic!("{e}"));
-    let tree = index
-        .write_tree()
-        .and_then(|id| repo.find_tree(id))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sig = git2::Signature::now("t", "t@example.com").unwrap_or_else(|e| panic!("{e}"));
-    let parent = repo
-        .find_reference("refs/heads/main")
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(
-        Some("refs/heads/main"),
-        &sig,
-        &sig,
-        "change",
-        &tree,
-        &parents,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .to_string()
-}
 
 #[test]
 fn the_daemon_follows_a_git_branch_and_records_each_commit() {
     let c = setup("gitsource");
     let repo = c.repo();
-    let first = commit_all(&repo);
+    let first = common::commit_all(&repo, "change");
     let log = c.dir.join("daemon.log");
     let child = c
         .daemon()
@@ -1105,7 +1075,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
         "web: 1.5.0-rc.1",
         "web: 1.5.0-rc.2",
     );
-    let second = commit_all(&repo);
+    let second = common::commit_all(&repo, "change");
     eventually_logged("the second commit applied", &log, || applied(&second));
     assert_eq!(
         image(&store, "web"),
@@ -1118,7 +1088,7 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
         "image: registry.example.com/shop/api:2.0.1",
         "image: registry.example.com/shop/api:latest",
     );
-    let third = commit_all(&repo);
+    let third = common::commit_all(&repo, "change");
     eventually_logged("the rejection recorded", &log, || {
         status(&store) == (third.clone(), "rejected".into())
     });

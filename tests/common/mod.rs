@@ -18,6 +18,7 @@ pub fn tally_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_ACTIONS")
         .env_remove("KUBECONFIG");
     command
@@ -58,4 +59,45 @@ pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tally-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// Commits everything in the working tree of `dir` (a git repository, created on the first call
+/// with its `HEAD` on `main`) to `main`; returns the commit id.
+pub fn commit_all(dir: &std::path::Path, message: &str) -> String {
+    let repo = git2::Repository::open(dir)
+        .or_else(|_| {
+            let repo = git2::Repository::init(dir)?;
+            repo.set_head("refs/heads/main")?;
+            Ok::<_, git2::Error>(repo)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Files removed from the working tree leave the index too.
+    index
+        .update_all(["*"], None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    index.write().unwrap_or_else(|e| panic!("{e}"));
+    let tree = index
+        .write_tree()
+        .and_then(|id| repo.find_tree(id))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sig = git2::Signature::now("t", "t@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let parent = repo
+        .find_reference("refs/heads/main")
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        message,
+        &tree,
+        &parents,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .to_string()
 }
