@@ -652,7 +652,7 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
         }
     }
     loaded.findings.extend(registry.add_crds(&loaded.objects));
-    let mut findings = loaded.findings;
+    let mut findings = std::mem::take(&mut loaded.findings);
     findings.extend(check_set(&registry, &loaded.objects, options));
     findings.extend(options.policy.findings.iter().cloned());
     if let (Some(file), Some(text)) = (&options.policy.file, &options.policy.text) {
@@ -678,7 +678,13 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
             b.exempted.is_some(),
         )
     });
-    Ok(GateReport {
+    Ok(report(loaded, findings, &registry))
+}
+
+/// The report of what was `loaded`, judged to `findings` (sorted, the reading findings among
+/// them).
+pub fn report(loaded: Loaded, findings: Vec<Finding>, registry: &SchemaRegistry) -> GateReport {
+    GateReport {
         findings,
         files: loaded.files,
         objects: loaded.objects.len(),
@@ -691,7 +697,7 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
         sources: loaded.sources,
         skipped: loaded.skipped,
         rule_docs: Vec::new(),
-    })
+    }
 }
 
 #[cfg(test)]

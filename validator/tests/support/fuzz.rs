@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tally_validator::Severity;
 use tally_validator::finding::sort_findings;
@@ -170,24 +169,11 @@ pub fn judge(
     options: &GateOptions,
 ) -> GateReport {
     let json = name.to_ascii_lowercase().ends_with(".json");
-    let loaded = gate::load_bytes(name, bytes, json, &options.limits);
-    let mut findings = loaded.findings;
+    let mut loaded = gate::load_bytes(name, bytes, json, &options.limits);
+    let mut findings = std::mem::take(&mut loaded.findings);
     findings.extend(gate::check_set(registry, &loaded.objects, options));
     sort_findings(&mut findings);
-    GateReport {
-        findings,
-        files: loaded.files,
-        objects: loaded.objects.len(),
-        checked: loaded
-            .objects
-            .iter()
-            .map(|o| (Arc::clone(&o.provenance.file), o.id.clone()))
-            .collect(),
-        kubernetes_version: registry.kubernetes_version().to_owned(),
-        sources: loaded.sources,
-        skipped: loaded.skipped,
-        rule_docs: Vec::new(),
-    }
+    gate::report(loaded, findings, registry)
 }
 
 /// The invariants: every report format writes, JSON and SARIF parse, every finding sits on a
