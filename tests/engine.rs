@@ -1005,6 +1005,58 @@ fn the_daemon_rejects_at_its_fail_on_level_and_gates_each_commit_once() {
 }
 
 #[test]
+fn the_daemon_sheds_a_commit_past_the_input_limits_and_keeps_the_last_good_one() {
+    let c = setup("shed");
+    // The example repo reads about 10 KB; the limit leaves room for it and not much more.
+    c.edit(
+        "tally.yaml",
+        "kubernetesVersion: \"1.37\"",
+        "kubernetesVersion: \"1.37\"\n  limits:\n    maxInputSize: 48Ki",
+    );
+    let (mut child, log) = c.follow_tree("1", &[]);
+    let store = c.server.store();
+    let api = || store.get("deployments.apps", "shop", "api");
+    eventually_logged("the first apply", &log, || api().is_some());
+
+    // A commit that brings 80 KB of ConfigMaps: rejected as a whole, nothing of it applied.
+    let big: String = (0..400)
+        .map(|i| {
+            format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bulk-{i}\n  namespace: shop\ndata:\n  payload: \"{}\"\n",
+                "x".repeat(100)
+            )
+        })
+        .collect();
+    c.write("apps/api/manifests/bulk.yaml", &big);
+    c.edit(
+        "environments/staging/environment.yaml",
+        "    - name: api\n      replicas: 2",
+        "    - name: api\n      replicas: 3",
+    );
+    let status = || store.get("configmaps", "tally-system", "tally-status-staging");
+    eventually_logged("the rejection", &log, || {
+        status().is_some_and(|cm| cm["data"]["result"] == "rejected")
+    });
+    let message = status().map(|cm| cm["data"]["message"].to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("input-limit") && m.contains("spec.limits")),
+        "{message:?}"
+    );
+    assert!(store.get("configmaps", "shop", "bulk-0").is_none());
+    assert_eq!(api().map(|d| d["spec"]["replicas"].clone()), Some(json!(2)));
+
+    // The daemon is still there: the next commit within the limits is applied.
+    std::fs::remove_file(c.repo().join("apps/api/manifests/bulk.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually_logged("the next good commit", &log, || {
+        api().is_some_and(|d| d["spec"]["replicas"] == json!(3))
+    });
+    assert!(terminate(&mut child.0).success());
+}
+
+#[test]
 fn plan_and_apply_load_and_render_the_repo_once() {
     let c = setup("once");
     for command in ["plan", "apply"] {

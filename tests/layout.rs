@@ -269,6 +269,72 @@ fn a_blue_green_app_must_ship_one_deployment_and_both_services_selecting_it() {
 }
 
 #[test]
+fn a_repos_input_limits_hold_for_each_environment_as_a_whole_and_flags_override_them() {
+    let dir = common::temp_dir("layout-limits");
+    let repo = dir.join("repo");
+    let init = common::output(common::tally_command().arg("init").arg(&repo));
+    assert_eq!(init.status.code(), Some(0));
+    let set_limits = |limits: &str| {
+        let file = repo.join("tally.yaml");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let text = text.replace(
+            "  kubernetesVersion: \"1.37\"\n",
+            &format!("  kubernetesVersion: \"1.37\"\n  limits:\n{limits}"),
+        );
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    };
+    set_limits("    maxInputSize: 8Ki\n");
+    let repo_arg = repo.to_string_lossy().into_owned();
+    let validate = |extra: &[&str]| {
+        let mut args = vec![
+            "validate", &repo_arg, "--env", "staging", "--format", "json",
+        ];
+        args.extend_from_slice(extra);
+        tally(&args)
+    };
+    // The layout files and the first apps' manifests fit in 8 KiB; the last app's file does
+    // not, though no one file is near the limit.
+    let out = validate(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let limit: Vec<&Value> = report["findings"]
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["rule"] == "input-limit").collect())
+        .unwrap_or_default();
+    assert_eq!(limit.len(), 1, "{report}");
+    let message = limit[0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("spec.limits in tally.yaml"), "{message}");
+    // The flag overrides the repo's setting.
+    let out = validate(&["--max-input-size", "1M"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A limit that is not a size is reported at its line.
+    let file = repo.join("tally.yaml");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    std::fs::write(
+        &file,
+        text.replace("maxInputSize: 8Ki", "maxInputSize: lots"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = validate(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let at = findings(&json(&out));
+    assert!(
+        at.iter()
+            .any(|(rule, file, line, _)| rule == "schema-invalid"
+                && file.ends_with("tally.yaml")
+                && *line == 9),
+        "{at:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn render_of_an_unknown_environment_fails_clearly() {
     let out = tally(&["render", "--env", "qa", "examples"]);
     assert_eq!(out.status.code(), Some(2));

@@ -69,8 +69,16 @@ pub fn gate_commit(
     if !load::is_repo(root) {
         return Err(GateError::NotARepo(root.to_owned()));
     }
-    let options = repo_options(root)?;
+    let mut options = repo_options(root)?;
+    let memory = memory_limit().map(|limit| (limit, input_budget(limit)));
+    let capped = memory.filter(|(_, budget)| *budget < options.limits.max_total_bytes);
+    if let Some((_, budget)) = capped {
+        options.limits.max_total_bytes = budget;
+    }
     let mut gated = gate_repo(root, &options, Some(environment))?;
+    if let Some((limit, budget)) = capped {
+        explain_memory_cap(&mut gated.report, limit, budget);
+    }
     if let Some(level) = fail_on.filter(|level| gated.report.fails(*level)) {
         return Ok(Verdict::Rejected {
             report: gated.report,
@@ -94,4 +102,56 @@ pub fn gate_commit(
         desired: Desired::from_rendered(rendered, &gated.repo, commit),
         report: gated.report,
     })
+}
+
+/// Gating holds one environment's parsed objects at once, about thirty times the bytes of its
+/// manifests, and a round holds the rendering while it applies: under a memory limit (a pod's),
+/// a commit may bring at most this share of what is left after the process itself.
+const MEMORY_PER_INPUT_BYTE: u64 = 40;
+
+/// What the process itself takes before a commit is read, set aside from the memory limit.
+const BASELINE_MEMORY: u64 = 64 << 20;
+
+/// The most input bytes one environment of a commit may bring under a memory limit of `limit`
+/// bytes: a commit past it is rejected (an `input-limit` finding) instead of the pod being
+/// killed for memory, and the last good commit stays applied.
+pub fn input_budget(limit: u64) -> u64 {
+    (limit.saturating_sub(BASELINE_MEMORY) / MEMORY_PER_INPUT_BYTE).max(1 << 20)
+}
+
+/// The memory limit of the cgroup this process runs in (a container's), when it has one.
+pub fn memory_limit() -> Option<u64> {
+    // cgroup v2, then v1 (which writes a huge number for "no limit").
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
+    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
+    let text = v2.or_else(v1)?;
+    text.trim().parse::<u64>().ok().filter(|&n| n < 1 << 60)
+}
+
+/// Says, on each input-limit finding the memory cap caused, where the limit came from.
+fn explain_memory_cap(report: &mut GateReport, limit: u64, budget: u64) {
+    let crossed = format!("passed {budget} bytes");
+    for f in &mut report.findings {
+        if f.rule == tally_validator::yaml::rules::LIMIT && f.message.contains(&crossed) {
+            f.message.push_str(&format!(
+                "; under a memory limit of {} MiB, one environment may read {} MiB (1/{MEMORY_PER_INPUT_BYTE} of the limit past {} MiB): raise the pod's memory limit to read more",
+                limit >> 20,
+                budget >> 20,
+                BASELINE_MEMORY >> 20,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_budget;
+
+    #[test]
+    fn the_input_budget_follows_the_memory_limit() {
+        assert_eq!(input_budget(512 << 20), (448 << 20) / 40);
+        assert_eq!(input_budget(4 << 30), ((4 << 30) - (64 << 20)) / 40);
+        // Never below 1 MiB, however small the limit.
+        assert_eq!(input_budget(32 << 20), 1 << 20);
+    }
 }

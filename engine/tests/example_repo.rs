@@ -11,7 +11,8 @@ use tally_engine::{ApplyOptions, Desired, MemoryCluster, PlanOptions, apply, pla
 fn desired(env: &str, commit: &str) -> Desired {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let repo = load::load(&root).unwrap_or_else(|e| panic!("load: {e}"));
-    let rendered = render::render(&repo, env, &[]).unwrap_or_else(|e| panic!("render: {e}"));
+    let rendered = render::render(&repo, env, &[], &Default::default())
+        .unwrap_or_else(|e| panic!("render: {e}"));
     assert!(rendered.findings.is_empty(), "{:?}", rendered.findings);
     Desired::from_rendered(rendered, &repo, commit)
 }

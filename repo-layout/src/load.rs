@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
-use tally_validator::gate::{self, Sources};
+use tally_validator::gate::{self, InputLimits, Sources};
 use tally_validator::source::Input;
+use tally_validator::unit::UnitOptions;
 use tally_validator::{Finding, Object, Severity};
 
 use crate::model::{API_VERSION, AppSpec, EnvironmentSpec, RepoSpec, TenantSpec};
@@ -96,8 +97,34 @@ pub fn is_repo(path: &Path) -> bool {
         .is_some_and(|d| d.value.get("kind").and_then(serde_json::Value::as_str) == Some("Repo"))
 }
 
+/// The input limits of the repo at `root`: `base` with what `spec.limits` of its `tally.yaml`
+/// sets. Read leniently: a broken value keeps `base` here, and loading the repo reports it at
+/// its line.
+pub fn input_limits(root: &Path, base: InputLimits) -> InputLimits {
+    let file = root.join(REPO_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return base;
+    };
+    let name: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
+    let loaded = tally_validator::yaml::load(&name, &text);
+    let Some(limits) = loaded
+        .documents
+        .first()
+        .and_then(|d| d.value.pointer("/spec/limits"))
+    else {
+        return base;
+    };
+    serde_json::from_value::<crate::model::LimitsSpec>(limits.clone())
+        .map_or(base, |spec| spec.over(base))
+}
+
 /// Loads the repo rooted at `root`.
 pub fn load(root: &Path) -> Result<Repo, LayoutError> {
+    load_within(root, &InputLimits::default())
+}
+
+/// Loads the repo rooted at `root`, reading each layout file within `limits`.
+pub fn load_within(root: &Path, limits: &InputLimits) -> Result<Repo, LayoutError> {
     // Commands and daemon rounds load a repo exactly once; tests count this event to prove it.
     tracing::debug!(root = %root.display(), "loading the repo");
     let mut inputs = vec![Input::File(root.join(REPO_FILE))];
@@ -134,7 +161,7 @@ pub fn load(root: &Path) -> Result<Repo, LayoutError> {
             }
         }
     }
-    let loaded = gate::load_inputs(&inputs)?;
+    let loaded = gate::load_inputs_limited(&inputs, &UnitOptions::default(), limits)?;
     let mut repo = Repo {
         root: root.to_path_buf(),
         findings: loaded.findings,

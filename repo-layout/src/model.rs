@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
+use tally_validator::gate::InputLimits;
+use tally_validator::yaml::YamlLimits;
 
 /// A Kubernetes quantity written as a string (`500m`, `8Gi`) or a plain number (`4`).
 fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -33,6 +35,61 @@ pub struct RepoSpec {
     /// The Kubernetes version (`X.Y`) to validate against unless an environment says otherwise.
     #[serde(default)]
     pub kubernetes_version: Option<String>,
+    /// What gating one environment may read.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// `spec.limits` of `tally.yaml`: the gate's input limits for this repo. Each unset one keeps
+/// the default; `tally validate` flags override them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSpec {
+    /// Largest file or tool output read, in bytes.
+    #[serde(default, deserialize_with = "opt_size")]
+    pub max_file_size: Option<u64>,
+    /// Most bytes read for one environment.
+    #[serde(default, deserialize_with = "opt_size")]
+    pub max_input_size: Option<u64>,
+    /// Most documents read from one file.
+    #[serde(default)]
+    pub max_documents: Option<usize>,
+    /// Deepest nesting read.
+    #[serde(default)]
+    pub max_depth: Option<usize>,
+}
+
+impl LimitsSpec {
+    /// `base` with the limits this spec sets.
+    pub fn over(&self, base: InputLimits) -> InputLimits {
+        InputLimits {
+            max_file_bytes: self.max_file_size.unwrap_or(base.max_file_bytes),
+            max_total_bytes: self.max_input_size.unwrap_or(base.max_total_bytes),
+            yaml: YamlLimits {
+                max_documents: self.max_documents.unwrap_or(base.yaml.max_documents),
+                max_depth: self
+                    .max_depth
+                    .unwrap_or(base.yaml.max_depth)
+                    .min(tally_validator::yaml::DEPTH_CEILING),
+            },
+        }
+    }
+}
+
+/// A size written as bytes (`1048576`) or with a suffix (`64Mi`, `2G`).
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected a size, found {n}"))),
+        serde_json::Value::String(s) => tally_validator::size::parse(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a size, found {other}"
+        ))),
+    }
 }
 
 /// `environments/<env>/environment.yaml`.

@@ -12,9 +12,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tally_validator::gate::{self, Sources};
+use tally_validator::gate::{self, InputLimits, Sources};
 use tally_validator::object::{Origin, Provenance};
 use tally_validator::position::PosNode;
+use tally_validator::unit::UnitOptions;
 use tally_validator::{Finding, Object, ObjectRef, Pos, Severity, manifest, source, yaml};
 
 use crate::boundary;
@@ -58,8 +59,55 @@ pub struct Rendered {
     pub sources: Sources,
 }
 
-/// Renders environment `env` of `repo`. `excludes` (gitignore globs) skip manifest files.
-pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, LayoutError> {
+/// What rendering one environment may still read: the environment's share of
+/// [`InputLimits::max_total_bytes`], spent by every manifest file and tool output read, so the
+/// limits hold for the commit as a whole, not per app.
+struct Budget {
+    limits: InputLimits,
+    left: u64,
+}
+
+impl Budget {
+    fn new(repo: &Repo, limits: &InputLimits) -> Budget {
+        let layout: u64 = repo.sources.iter().map(|(_, t)| t.len() as u64).sum();
+        Budget {
+            limits: *limits,
+            left: limits.max_total_bytes.saturating_sub(layout),
+        }
+    }
+
+    /// The limits for the next read: the file limit, and what is left of the total.
+    fn limits(&self) -> InputLimits {
+        InputLimits {
+            max_total_bytes: self.left,
+            ..self.limits
+        }
+    }
+
+    fn spend(&mut self, bytes: u64) {
+        self.left = self.left.saturating_sub(bytes);
+    }
+}
+
+/// Input-limit findings name the `tally validate` flag; in a repo, `tally.yaml` sets the same.
+fn in_repo_terms(mut f: Finding) -> Finding {
+    if f.rule == yaml::rules::LIMIT && f.message.ends_with("raises the limit)") {
+        f.message = f.message.replace(
+            " raises the limit)",
+            ", or spec.limits in tally.yaml, raises the limit)",
+        );
+    }
+    f
+}
+
+/// Renders environment `env` of `repo`. `excludes` (gitignore globs) skip manifest files;
+/// `limits` bound what the whole environment may read.
+pub fn render(
+    repo: &Repo,
+    env: &str,
+    excludes: &[String],
+    limits: &InputLimits,
+) -> Result<Rendered, LayoutError> {
     // Each environment is rendered once per command or daemon round; tests count this event.
     tracing::debug!(environment = env, "rendering the environment");
     let mut out = Rendered {
@@ -91,6 +139,7 @@ pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, L
 
     // Read every app first: a CRD in one app decides the scope of custom resources in another.
     let mut apps = Vec::new();
+    let mut budget = Budget::new(repo, limits);
     for (i, instance) in apply_order(repo, &environment.spec.apps)
         .into_iter()
         .enumerate()
@@ -104,8 +153,8 @@ pub fn render(repo: &Repo, env: &str, excludes: &[String]) -> Result<Rendered, L
             .iter()
             .position(|a| a.name == instance.name)
             .unwrap_or(i);
-        let (objects, findings) = read_source(repo, app, excludes, &mut out.sources)?;
-        out.findings.extend(findings);
+        let (objects, findings) = read_source(repo, app, excludes, &mut out.sources, &mut budget)?;
+        out.findings.extend(findings.into_iter().map(in_repo_terms));
         apps.push((instance, app, format!("/spec/apps/{index}"), objects));
     }
     // Custom resources' scope by (group, kind). Built-in groups keep their built-in scopes: a
@@ -302,6 +351,7 @@ fn read_source(
     app: &Entry<AppSpec>,
     excludes: &[String],
     sources: &mut Sources,
+    budget: &mut Budget,
 ) -> Result<(Vec<Object>, Vec<Finding>), LayoutError> {
     let (dir, pointer) = match &app.spec.source {
         Source::Manifests(dir) => (dir.as_str(), "/spec/source/manifests"),
@@ -336,15 +386,17 @@ fn read_source(
                 return Ok((Vec::new(), vec![f]));
             }
             let inputs = source::discover(&[path], excludes).map_err(gate::GateError::from)?;
-            let loaded = gate::load_inputs(&inputs)?;
+            let loaded =
+                gate::load_inputs_limited(&inputs, &UnitOptions::default(), &budget.limits())?;
             for (name, text) in loaded.sources.iter() {
+                budget.spend(text.len() as u64);
                 sources.insert(Arc::clone(name), Arc::clone(text));
             }
             Ok((loaded.objects, loaded.findings))
         }
         Source::Kustomize(_) => {
             let args = vec!["build".to_owned(), path.display().to_string()];
-            run_tool(app, "kustomize", &args, pointer, &path, sources)
+            run_tool(app, "kustomize", &args, pointer, &path, sources, budget)
         }
         Source::Helm(helm) => {
             let mut args = vec![
@@ -358,7 +410,7 @@ fn read_source(
                 args.push("--values".into());
                 args.push(app.dir.join(values).display().to_string());
             }
-            run_tool(app, "helm", &args, pointer, &path, sources)
+            run_tool(app, "helm", &args, pointer, &path, sources, budget)
         }
     }
 }
@@ -370,6 +422,7 @@ fn run_tool(
     pointer: &str,
     path: &Path,
     sources: &mut Sources,
+    budget: &mut Budget,
 ) -> Result<(Vec<Object>, Vec<Finding>), LayoutError> {
     let output = match Command::new(tool).args(args).output() {
         Ok(o) => o,
@@ -399,9 +452,30 @@ fn run_tool(
             ],
         ));
     }
+    let size = output.stdout.len() as u64;
+    let over = if size > budget.limits.max_file_bytes {
+        Some(format!(
+            "`{tool}` wrote {size} bytes, more than the {} one file may hold; nothing of it was read (spec.limits.maxFileSize in tally.yaml raises the limit)",
+            budget.limits.max_file_bytes
+        ))
+    } else if size > budget.left {
+        Some(format!(
+            "`{tool}` wrote {size} bytes, which takes this environment past the {} bytes it may read; nothing of it was read (spec.limits.maxInputSize in tally.yaml raises the limit)",
+            budget.limits.max_total_bytes
+        ))
+    } else {
+        None
+    };
+    if let Some(message) = over {
+        let f = app
+            .object
+            .finding(yaml::rules::LIMIT, Severity::Error, pointer, message);
+        return Ok((Vec::new(), vec![f]));
+    }
+    budget.spend(size);
     let name: Arc<str> = Arc::from(format!("{} ({tool} output)", path.display()));
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let parsed = manifest::objects_from(&name, yaml::load(&name, &text));
+    let parsed = manifest::objects_from(&name, yaml::load_with(&name, &text, &budget.limits.yaml));
     sources.insert(Arc::clone(&name), Arc::from(text));
     Ok((parsed.objects, parsed.findings))
 }

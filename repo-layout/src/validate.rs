@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tally_validator::finding::{drop_consequences, sort_findings};
-use tally_validator::gate::{self, GateOptions, GateReport};
+use tally_validator::gate::{self, GateOptions, GateReport, InputLimits};
 use tally_validator::schema::SchemaRegistry;
 use tally_validator::{Finding, ObjectRef, Severity, source};
 
@@ -48,12 +48,13 @@ pub fn gate_repo(
     gate(root, options, environment, true)
 }
 
-/// The policy configuration of the repo at `root` (its `tally.yaml`), in otherwise default gate
-/// options: how `plan`, `apply` and `run` gate a commit.
+/// The policy configuration and input limits of the repo at `root` (its `tally.yaml`), in
+/// otherwise default gate options: how `plan`, `apply` and `run` gate a commit.
 pub fn repo_options(root: &Path) -> Result<GateOptions, LayoutError> {
     let policy = tally_validator::policy::PolicyConfig::load(&root.join(load::REPO_FILE))?;
     Ok(GateOptions {
         policy,
+        limits: load::input_limits(root, InputLimits::default()),
         ..GateOptions::default()
     })
 }
@@ -74,7 +75,7 @@ fn gate(
     environment: Option<&str>,
     keep_renders: bool,
 ) -> Result<GatedRepo, LayoutError> {
-    let repo = load::load(root)?;
+    let repo = load::load_within(root, &options.limits)?;
     let mut findings = repo.findings.clone();
     findings.extend(check::check(&repo));
     let mut report = GateReport {
@@ -90,7 +91,7 @@ fn gate(
     let mut checked: HashSet<(Arc<str>, ObjectRef)> = HashSet::new();
     let mut environments = Vec::new();
     for name in &names {
-        let rendered = render::render(&repo, name, &options.excludes)?;
+        let rendered = render::render(&repo, name, &options.excludes, &options.limits)?;
         let (found, version) = judge(&repo, &rendered, options)?;
         findings.extend(found);
         if !versions.contains(&version) {

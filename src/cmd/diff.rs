@@ -8,6 +8,7 @@ use serde_json::Value;
 use tally_engine::review;
 use tally_engine::source::export_revision;
 use tally_layout::{load, render};
+use tally_validator::gate::InputLimits;
 
 use crate::exit::{CommandResult, Exit};
 
@@ -121,7 +122,8 @@ fn objects(repo: &load::Repo, env: &str) -> Result<Vec<Value>, String> {
     if !repo.environments.contains_key(env) {
         return Ok(Vec::new());
     }
-    let rendered = render::render(repo, env, &[]).map_err(|e| e.to_string())?;
+    let limits = load::input_limits(&repo.root, InputLimits::default());
+    let rendered = render::render(repo, env, &[], &limits).map_err(|e| e.to_string())?;
     Ok(rendered.objects.into_iter().map(|o| o.value).collect())
 }
 

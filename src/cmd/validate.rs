@@ -94,12 +94,12 @@ pub struct ValidateArgs {
 
     /// Largest file read (bytes; K, M, G suffixes are powers of 1024). A larger file is one
     /// `input-limit` finding, not read. Default 256M.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = tally_validator::size::parse)]
     max_file_size: Option<u64>,
 
     /// Most bytes read in one run; a file that would take the run past it is one
     /// `input-limit` finding, not read. Default 2G.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = tally_validator::size::parse)]
     max_input_size: Option<u64>,
 
     /// Most documents read from one file; the rest of the file is one `input-limit` finding.
@@ -111,31 +111,6 @@ pub struct ValidateArgs {
     /// 256.
     #[arg(long, value_name = "N")]
     max_depth: Option<usize>,
-}
-
-/// `4096`, `64K`, `512M`, `2G` (powers of 1024; `KiB`, `MB` and the like read the same).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = t[digits.len()..].to_ascii_uppercase();
-    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => {
-            return Err(format!(
-                "`{s}`: a size is a number with an optional K, M or G"
-            ));
-        }
-    };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}`: a size is a number with an optional K, M or G"))?;
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{s}`: too large"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -183,9 +158,8 @@ fn parse_output(s: &str) -> Result<(Format, PathBuf), String> {
     Ok((format.parse()?, PathBuf::from(path)))
 }
 
-/// The limits the flags ask for, the defaults for the others.
-fn input_limits(args: &ValidateArgs) -> InputLimits {
-    let default = InputLimits::default();
+/// The limits the flags ask for, `default` (the repo's, or the built-in ones) for the others.
+fn input_limits(args: &ValidateArgs, default: InputLimits) -> InputLimits {
     InputLimits {
         max_file_bytes: args.max_file_size.unwrap_or(default.max_file_bytes),
         max_total_bytes: args.max_input_size.unwrap_or(default.max_total_bytes),
@@ -235,7 +209,13 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
         units: UnitOptions {
             helm_values: args.helm_values.clone(),
         },
-        limits: input_limits(&args),
+        limits: input_limits(
+            &args,
+            match &repo_root {
+                Some(root) => load::input_limits(root, InputLimits::default()),
+                None => InputLimits::default(),
+            },
+        ),
     };
     let report = match &repo_root {
         Some(root) => layout_validate::validate_repo(root, &options, args.env.as_deref())

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod position;
 pub mod report;
 pub mod schema;
+pub mod size;
 pub mod source;
 pub mod text;
 pub mod unit;

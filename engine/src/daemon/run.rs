@@ -242,6 +242,13 @@ fn log_start(d: &DaemonConfig) {
             "started"
         ),
     }
+    if let Some(limit) = crate::gate::memory_limit() {
+        tracing::info!(
+            memory_limit_mib = limit >> 20,
+            input_budget_mib = crate::gate::input_budget(limit) >> 20,
+            "a commit that brings more than the input budget is rejected, not read"
+        );
+    }
 }
 
 /// Resolves when this replica gains or loses the Lease; never without an election.
