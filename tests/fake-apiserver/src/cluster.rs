@@ -521,6 +521,23 @@ impl Cluster {
         let ns = target_namespace(rt, namespace, config)?;
         let key = key_of(rt, &ns, name);
         let live = state.objects.get(&key).cloned();
+        // As on a real server, an apply that carries a resourceVersion is an optimistic lock:
+        // it fails (409) unless the object is still at that version.
+        if let Some(rv) = config
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            && live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str)
+                != Some(rv)
+        {
+            return Err(match live {
+                Some(_) => ApiError::stale(&rt.plural, &rt.group, name),
+                None => ApiError::not_found(&rt.plural, &rt.group, name),
+            });
+        }
         if live.is_none() {
             if status {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));

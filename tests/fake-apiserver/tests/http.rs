@@ -343,8 +343,22 @@ async fn server_side_apply() {
     assert_eq!(applied.status, 200);
     assert_eq!(applied.body["metadata"]["labels"], json!({"app": "web"}));
 
+    // An apply that carries a resourceVersion is an optimistic lock, as on a real server.
+    let mut guarded = deployment("web", 6, "nginx:1");
+    guarded["metadata"]["resourceVersion"] = json!("1");
+    let stale = c
+        .patch(&format!("{path}&force=true"), APPLY, &guarded)
+        .await;
+    assert_eq!(stale.status, 409, "{:#}", stale.body);
+    guarded["metadata"]["resourceVersion"] = applied.body["metadata"]["resourceVersion"].clone();
+    let current = c
+        .patch(&format!("{path}&force=true"), APPLY, &guarded)
+        .await;
+    assert_eq!(current.status, 200, "{:#}", current.body);
+    assert_eq!(current.body["spec"]["replicas"], 6);
+
     let counters = server.counters();
-    assert_eq!(counters.verb(Verb::Apply), 10);
+    assert_eq!(counters.verb(Verb::Apply), 12);
     assert_eq!(counters.dry_runs(), 2);
     let log = server.request_log();
     assert!(
