@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tally_fake_apiserver::{Config, FakeApiServer, Fault, Handle, Verb};
 
 struct Cluster {
@@ -36,11 +36,29 @@ fn setup_with(name: &str, config: Config) -> Cluster {
     server
         .write_kubeconfig(&kubeconfig)
         .unwrap_or_else(|e| panic!("{e}"));
+    // `web` is released blue/green: a short post-switch check keeps the tests quick.
+    let app = repo.join("apps/web/app.yaml");
+    let text = std::fs::read_to_string(&app).unwrap_or_default();
+    let text = text.replace(
+        "    scaleDownDelaySeconds: 600\n",
+        "    scaleDownDelaySeconds: 600\n    postPromotionSeconds: 1\n",
+    );
+    std::fs::write(&app, text).unwrap_or_else(|e| panic!("{e}"));
     Cluster {
         server,
         kubeconfig,
         dir,
     }
+}
+
+/// The live `web` Deployment: the colour the active Service selects (`web` is released
+/// blue/green).
+fn live_web(store: &tally_fake_apiserver::Store) -> Option<Value> {
+    let service = store.get("services", "shop", "web")?;
+    let color = service["spec"]["selector"]["tally.dev/color"]
+        .as_str()?
+        .to_owned();
+    store.get("deployments.apps", "shop", &format!("web-{color}"))
 }
 
 impl Cluster {
@@ -147,9 +165,7 @@ fn first_apply_then_a_no_op_reconcile_that_writes_nothing() {
     let out = c.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let store = c.server.store();
-    let web = store
-        .get("deployments.apps", "shop", "web")
-        .unwrap_or_else(|| panic!("no Deployment shop/web"));
+    let web = live_web(&store).unwrap_or_else(|| panic!("no Deployment shop/web"));
     assert_eq!(
         web["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example.com/shop/web:1.5.0-rc.1"
@@ -173,7 +189,8 @@ fn first_apply_then_a_no_op_reconcile_that_writes_nothing() {
     c.server.reset_request_log();
     let out = c.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("40 unchanged"), "{}", text(&out));
+    // 41: `web` runs as two colours.
+    assert!(text(&out).contains("41 unchanged"), "{}", text(&out));
     let counters = c.server.counters();
     assert_eq!(counters.writes(), 0, "{:?}", c.server.request_log());
     assert_eq!(counters.get(Verb::Get, "deployments.apps"), 0);
@@ -548,8 +565,9 @@ fn a_value_a_webhook_rewrites_is_not_written_again_every_round() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let counters = c.server.counters();
     assert_eq!(counters.writes(), 0, "{counters:?}");
-    // One dry run per Deployment the local diff flagged (web, api, ledger), per command.
-    assert_eq!(counters.dry_runs(), 6, "{counters:?}");
+    // One dry run per Deployment the local diff flagged (web's two colours, api, ledger), per
+    // command.
+    assert_eq!(counters.dry_runs(), 8, "{counters:?}");
 
     // The daemon asks once, then remembers the answer while nothing changes.
     let (_daemon, log) = c.follow_tree("1", &[]);
@@ -745,7 +763,7 @@ fn a_down_api_group_blocks_only_its_kinds_and_the_rest_is_applied() {
     );
     let store = c.server.store();
     assert!(store.get("deployments.apps", "shop", "api").is_some());
-    assert!(store.get("deployments.apps", "shop", "web").is_some());
+    assert!(live_web(&store).is_some());
     assert!(
         store
             .get("poddisruptionbudgets.policy", "shop", "api")
@@ -806,12 +824,7 @@ fn api_faults_mid_apply_are_retried() {
         .inject(Fault::status(429).on(Verb::List).times(1));
     let out = c.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        c.server
-            .store()
-            .get("deployments.apps", "shop", "web")
-            .is_some()
-    );
+    assert!(live_web(&c.server.store()).is_some());
 }
 
 /// Polls `check` for up to 30 s.
@@ -891,8 +904,7 @@ fn the_daemon_applies_follows_changes_heals_drift_and_stops_cleanly() {
     let (mut child, log) = c.follow_tree("1", &[]);
     let store = c.server.store();
     let image = |s: &tally_fake_apiserver::Store| {
-        s.get("deployments.apps", "shop", "web")
-            .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+        live_web(s).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
     };
     eventually("the first apply", || image(&store).is_some());
 
@@ -1109,8 +1121,12 @@ fn the_daemon_follows_a_git_branch_and_records_each_commit() {
             .unwrap_or_default()
     };
     let image = |s: &tally_fake_apiserver::Store, app: &str| {
-        s.get("deployments.apps", "shop", app)
-            .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+        let d = if app == "web" {
+            live_web(s)
+        } else {
+            s.get("deployments.apps", "shop", app)
+        };
+        d.map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
     };
     // The round after an apply finds nothing to do and records that; either shows the commit
     // applied.
@@ -1255,12 +1271,10 @@ fn a_signed_push_triggers_a_reconcile_at_once_and_the_daemon_serves_probes_and_m
     assert_eq!(push(&signature), 202);
     let store = c.server.store();
     eventually("the pushed change", || {
-        store
-            .get("deployments.apps", "shop", "web")
-            .is_some_and(|d| {
-                d["spec"]["template"]["spec"]["containers"][0]["image"]
-                    == "registry.example.com/shop/web:1.5.0-rc.3"
-            })
+        live_web(&store).is_some_and(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"]
+                == "registry.example.com/shop/web:1.5.0-rc.3"
+        })
     });
     let (_, metrics) = http(&addr, "GET", "/metrics", &[], b"");
     assert!(
@@ -1415,7 +1429,7 @@ fn a_daemon_killed_mid_apply_converges_when_restarted_with_nothing_orphaned() {
         store
             .get("configmaps", "tally-system", "tally-inventory-staging")
             .is_some_and(|i| i["data"].get("pending").is_none() && i["data"]["commit"].is_string())
-            && store.get("deployments.apps", "shop", "web").is_some()
+            && live_web(&store).is_some()
     });
     // Everything the environment renders exists, and nothing labelled for it is left over.
     let plan = c.run("plan", &[]);
@@ -1618,9 +1632,7 @@ fn a_watched_working_tree_is_applied_on_change_without_waiting_for_the_interval(
     let (mut child, log) = c.follow_tree("3600", &[]);
     let store = c.server.store();
     let image = || {
-        store
-            .get("deployments.apps", "shop", "web")
-            .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+        live_web(&store).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
     };
     eventually("the first apply", || {
         image() == Some(json!("registry.example.com/shop/web:1.5.0-rc.1"))

@@ -206,6 +206,26 @@ pub trait Cluster: Send + Sync {
         managed_fields: &Value,
     ) -> impl Future<Output = Result<Value, ClusterError>> + Send;
 
+    /// An HTTP GET of `path` on a Service's `port` (number or name) through the API server's
+    /// Service proxy: the status and body the Service's pods answered (or the API server's
+    /// own, 503, when no endpoint is ready). How a smoke test reaches a Service without any
+    /// network path into the cluster.
+    fn proxy_get(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<(u16, String), ClusterError>> + Send {
+        let what = format!("GET {path} on Service {namespace}/{service}:{port}");
+        async move {
+            Err(ClusterError::Other {
+                what,
+                message: "this cluster has no Service proxy".into(),
+            })
+        }
+    }
+
     /// Deletes an object, its dependents as `propagation` says. An object already gone is not
     /// an error.
     fn delete(

@@ -43,6 +43,7 @@
 //!     objects: vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop",
 //!         "labels": {"app.kubernetes.io/managed-by": "tally", "tally.dev/environment": "prod"}}})],
 //!     depends_on: Default::default(),
+//!     blue_green: Vec::new(),
 //! };
 //! let plan = plan(&cluster, desired, &PlanOptions::default()).await?;
 //! assert_eq!(plan.text(), "+ create Namespace shop\nprod: 1 to create, 0 to update, 0 to prune, 0 unchanged\n");
@@ -68,6 +69,7 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod bluegreen;
 pub mod cluster;
 pub mod confirm;
 pub mod daemon;

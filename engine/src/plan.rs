@@ -13,11 +13,13 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use tally_layout::guardrails::DEPLOYER;
 use tally_layout::load::Repo;
+use tally_layout::model::Strategy;
 use tally_layout::render::{APP_LABEL, ENVIRONMENT_LABEL, MANAGED_BY, Rendered, TENANT_LABEL};
 use tally_layout::validator::ObjectRef;
 
 use crate::EngineError;
 use crate::adopt::{self, Adoption};
+use crate::bluegreen::BlueGreenApp;
 use crate::cluster::{Cluster, ClusterError, Resource};
 use crate::confirm::{self, ServerVerdicts};
 use crate::diff::{self, Change, FieldChange, Op};
@@ -38,6 +40,8 @@ pub struct Desired {
     pub objects: Vec<Value>,
     /// Each app's dependencies (`dependsOn`).
     pub depends_on: BTreeMap<String, Vec<String>>,
+    /// The apps released blue/green, which [`prepare`](crate::bluegreen::prepare) turns into two colours.
+    pub blue_green: Vec<BlueGreenApp>,
 }
 
 impl Desired {
@@ -49,11 +53,32 @@ impl Desired {
             .filter(|(_, app)| !app.spec.depends_on.is_empty())
             .map(|(name, app)| (name.clone(), app.spec.depends_on.clone()))
             .collect();
+        let mut blue_green = Vec::new();
+        for (name, app) in &repo.apps {
+            let Strategy::BlueGreen(bg) = &app.spec.strategy else {
+                continue;
+            };
+            // The gate made sure the app ships exactly one Deployment.
+            let deployment = rendered.objects.iter().find(|o| {
+                o.id.kind == "Deployment"
+                    && o.id.group() == "apps"
+                    && o.value
+                        .pointer("/metadata/labels")
+                        .and_then(|l| l.get(APP_LABEL))
+                        .and_then(Value::as_str)
+                        == Some(name.as_str())
+            });
+            if let Some(d) = deployment {
+                let namespace = d.id.namespace.as_deref().unwrap_or_default();
+                blue_green.push(BlueGreenApp::from_layout(name, namespace, &d.id.name, bg));
+            }
+        }
         Desired {
             environment: rendered.environment,
             commit: commit.into(),
             objects: rendered.objects.into_iter().map(|o| o.value).collect(),
             depends_on,
+            blue_green,
         }
     }
 }

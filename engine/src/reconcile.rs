@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tally_validator::Severity;
 
+use crate::bluegreen;
 use crate::cluster::{ApplyParams, Cluster, ClusterError};
 use crate::gate::{Verdict, gate_commit};
 use crate::health::Health;
@@ -154,6 +155,7 @@ struct Compact {
     commit: String,
     objects: Vec<Box<str>>,
     depends_on: BTreeMap<String, Vec<String>>,
+    blue_green: Vec<crate::bluegreen::BlueGreenApp>,
 }
 
 impl Compact {
@@ -167,6 +169,7 @@ impl Compact {
                 .map(|o| o.to_string().into_boxed_str())
                 .collect(),
             depends_on: desired.depends_on.clone(),
+            blue_green: desired.blue_green.clone(),
         }
     }
 
@@ -183,6 +186,7 @@ impl Compact {
             commit: self.commit.clone(),
             objects,
             depends_on: self.depends_on.clone(),
+            blue_green: self.blue_green.clone(),
         })
     }
 }
@@ -281,12 +285,87 @@ async fn round<C: Cluster>(
             }
         }
     };
-    let plan = match plan(cluster, desired, &settings.plan).await {
+    let started = Instant::now();
+    let mut desired = desired;
+    let mut releases = match bluegreen::prepare(
+        cluster,
+        &mut desired,
+        &settings.plan.inventory_namespace,
+        bluegreen::now_secs(),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => {
             return Outcome::Failed {
                 reason: format!("planning: {e}"),
             };
+        }
+    };
+    let (outcome, clean) = plan_and_apply(cluster, desired, commit, settings, state, health).await;
+    if releases.steps.is_empty() && !releases.changed {
+        return outcome;
+    }
+    let options = bluegreen::AdvanceOptions {
+        inventory_namespace: settings.plan.inventory_namespace.clone(),
+        environment: settings.environment.clone(),
+        wait_timeout: settings.apply.wait_timeout,
+        poll_interval: settings.apply.poll_interval,
+    };
+    let released = match bluegreen::advance(cluster, &mut releases, clean, started, &options).await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("blue/green: {e}"),
+            };
+        }
+    };
+    for r in &released {
+        tracing::info!(release = %r.message(), "blue/green");
+    }
+    if let Some(failed) = released.iter().find(|r| r.failed()) {
+        return Outcome::Failed {
+            reason: failed.message(),
+        };
+    }
+    let switches = released
+        .iter()
+        .filter(|r| matches!(r, bluegreen::Outcome::Switched { .. }))
+        .count();
+    match outcome {
+        Outcome::NoChange if switches > 0 => Outcome::Applied {
+            applied: switches,
+            pruned: 0,
+            drift_corrected: 0,
+        },
+        Outcome::Applied {
+            applied,
+            pruned,
+            drift_corrected,
+        } => Outcome::Applied {
+            applied: applied + switches,
+            pruned,
+            drift_corrected,
+        },
+        other => other,
+    }
+}
+
+/// Plans and applies a desired state; whether the apply (if any) finished cleanly.
+async fn plan_and_apply<C: Cluster>(
+    cluster: &C,
+    desired: Desired,
+    commit: &str,
+    settings: &ReconcileSettings,
+    state: &mut State,
+    health: &mut BTreeMap<String, String>,
+) -> (Outcome, bool) {
+    let plan = match plan(cluster, desired, &settings.plan).await {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = format!("planning: {e}");
+            return (Outcome::Failed { reason }, false);
         }
     };
     if state.last_applied.is_none() {
@@ -296,29 +375,27 @@ async fn round<C: Cluster>(
         health.insert(app, describe_health(&h));
     }
     if !plan.has_changes() {
-        return Outcome::NoChange;
+        return (Outcome::NoChange, true);
     }
     // Same commit, different cluster: drift.
     let drift = state.last_applied.as_deref() == Some(commit);
     let s = plan.summary();
     let changed = s.create + s.update + s.replace + s.prune;
     if drift && !settings.self_heal {
-        return Outcome::Drifted { objects: changed };
+        return (Outcome::Drifted { objects: changed }, false);
     }
     if let Err(e) = ensure_namespace(cluster, &plan.inventory_namespace).await {
-        return Outcome::Failed {
-            reason: e.to_string(),
-        };
+        let reason = e.to_string();
+        return (Outcome::Failed { reason }, false);
     }
     let report = apply(cluster, &plan, &settings.apply).await;
     if !report.is_clean() {
-        return Outcome::Failed {
-            reason: format!("apply did not complete: {}", report.why_unclean()),
-        };
+        let reason = format!("apply did not complete: {}", report.why_unclean());
+        return (Outcome::Failed { reason }, false);
     }
     state.last_applied = Some(commit.to_owned());
     let applied = report.applied().count();
-    Outcome::Applied {
+    let outcome = Outcome::Applied {
         applied,
         pruned: report.pruned.len(),
         drift_corrected: if drift {
@@ -326,7 +403,8 @@ async fn round<C: Cluster>(
         } else {
             0
         },
-    }
+    };
+    (outcome, true)
 }
 
 /// The gate's verdict on the commit at `root`: its desired state, or the outcome that stops the

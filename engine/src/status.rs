@@ -194,6 +194,7 @@ mod tests {
                     "metadata": {"name": "b", "namespace": "tally-system", "labels": labels}}),
             ],
             depends_on: Default::default(),
+            blue_green: Vec::new(),
         };
         let p = plan(&c, desired, &PlanOptions::default())
             .await

@@ -1,9 +1,10 @@
 //! `tally plan` and `tally apply`: gate and render the environment once, then ask the engine.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
+use tally_engine::bluegreen;
 use tally_engine::cluster::Backoff;
 use tally_engine::gate::{Verdict, gate_commit};
 use tally_engine::reconcile::ensure_namespace;
@@ -83,7 +84,7 @@ fn deploy(target: PlanArgs, apply_options: Option<ApplyOptions>) -> CommandResul
         .clone()
         .unwrap_or_else(|| head_commit(&target.path));
     // The gate first: a commit it rejects is never planned or applied.
-    let desired = match gate_commit(
+    let mut desired = match gate_commit(
         &target.path,
         &target.env,
         &commit,
@@ -112,12 +113,24 @@ fn deploy(target: PlanArgs, apply_options: Option<ApplyOptions>) -> CommandResul
             impersonate_tenants: target.impersonate_tenants,
             ..PlanOptions::default()
         };
+        let started = Instant::now();
+        let mut releases = bluegreen::prepare(
+            &cluster,
+            &mut desired,
+            &plan_options.inventory_namespace,
+            bluegreen::now_secs(),
+        )
+        .await
+        .map_err(|e| format!("planning: {e}"))?;
         let plan = plan_changes(&cluster, desired, &plan_options)
             .await
             .map_err(|e| format!("planning: {e}"))?;
         print!("{}", plan.text());
+        for line in &releases.lines {
+            println!("blue/green {line}");
+        }
         let Some(options) = apply_options else {
-            return Ok(if plan.has_changes() {
+            return Ok(if plan.has_changes() || !releases.steps.is_empty() {
                 Exit::Changes
             } else {
                 Exit::Ok
@@ -130,11 +143,23 @@ fn deploy(target: PlanArgs, apply_options: Option<ApplyOptions>) -> CommandResul
         }
         let report = apply_plan(&cluster, &plan, &options).await;
         print!("{}", report.text());
-        Ok(if report.is_clean() {
-            Exit::Ok
-        } else {
-            Exit::Incomplete
-        })
+        let mut clean = report.is_clean();
+        if !options.dry_run && (!releases.steps.is_empty() || releases.changed) {
+            let advance = bluegreen::AdvanceOptions {
+                inventory_namespace: plan.inventory_namespace.clone(),
+                environment: plan.environment.clone(),
+                wait_timeout: options.wait_timeout,
+                poll_interval: options.poll_interval,
+            };
+            let released = bluegreen::advance(&cluster, &mut releases, clean, started, &advance)
+                .await
+                .map_err(|e| format!("blue/green: {e}"))?;
+            for r in &released {
+                println!("blue/green {}", r.message());
+                clean &= !r.failed();
+            }
+        }
+        Ok(if clean { Exit::Ok } else { Exit::Incomplete })
     })
 }
 

@@ -62,6 +62,7 @@ fn desired(commit: &str, objects: Vec<Value>) -> Desired {
         commit: commit.into(),
         objects,
         depends_on: BTreeMap::new(),
+        blue_green: Default::default(),
     }
 }
 

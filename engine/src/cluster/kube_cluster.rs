@@ -294,6 +294,40 @@ impl Cluster for KubeCluster {
         self.client.request(req).await.map_err(|e| error(&what, e))
     }
 
+    async fn proxy_get(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: &str,
+        path: &str,
+    ) -> Result<(u16, String), ClusterError> {
+        let what = format!("GET {path} on Service {namespace}/{service}:{port}");
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let uri = format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
+        let request = axum::http::Request::get(uri)
+            .body(kube::client::Body::from(Vec::new()))
+            .map_err(|e| ClusterError::Other {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| error(&what, e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect_bytes()
+            .await
+            .map_err(|e| error(&what, e))?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
     async fn delete(
         &self,
         resource: &Resource,

@@ -163,6 +163,17 @@ impl<C: Cluster> Cluster for Retrying<C> {
         .await
     }
 
+    async fn proxy_get(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: &str,
+        path: &str,
+    ) -> Result<(u16, String), ClusterError> {
+        // Not retried: a smoke test counts its own attempts.
+        self.inner.proxy_get(namespace, service, port, path).await
+    }
+
     async fn delete(
         &self,
         resource: &Resource,

@@ -523,6 +523,17 @@ impl<C: Watch> Cluster for Watched<C> {
         Ok(stored)
     }
 
+    async fn proxy_get(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: &str,
+        path: &str,
+    ) -> Result<(u16, String), ClusterError> {
+        // Not retried: a smoke test counts its own attempts.
+        self.inner.proxy_get(namespace, service, port, path).await
+    }
+
     async fn delete(
         &self,
         resource: &Resource,

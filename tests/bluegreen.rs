@@ -1,0 +1,364 @@
+//! Blue/green releases end to end: the `tally` binary against the fake API server, which
+//! computes Endpoints from Service selectors and ready pods, answers the Service proxy (503 with
+//! no ready endpoint, 500 when the pods run a `smoke-bad` image) and logs every request.
+//!
+//! The example repo's `web` app is released blue/green behind `web` (active) and `web-preview`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tally_fake_apiserver::{Config, FakeApiServer, Handle, RequestRecord, Store, Verb};
+
+struct Cluster {
+    server: Handle,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+fn setup(name: &str) -> Cluster {
+    let config = Config::default()
+        .with_ready_delay(Duration::from_millis(150))
+        .with_progress_deadline(Duration::from_millis(600));
+    let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
+    let dir = common::temp_dir(&format!("bluegreen-{name}"));
+    let kubeconfig = dir.join("kubeconfig");
+    let init = common::output(common::tally_command().arg("init").arg(dir.join("repo")));
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    server
+        .write_kubeconfig(&kubeconfig)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = Cluster {
+        server,
+        kubeconfig,
+        dir,
+    };
+    // A short post-switch check keeps the tests quick.
+    c.edit(
+        "apps/web/app.yaml",
+        "    scaleDownDelaySeconds: 600\n",
+        "    scaleDownDelaySeconds: 600\n    postPromotionSeconds: 1\n",
+    );
+    c
+}
+
+impl Cluster {
+    fn repo(&self) -> PathBuf {
+        self.dir.join("repo")
+    }
+
+    fn tally(&self, command: &str, commit: &str, extra: &[&str]) -> Output {
+        common::output(
+            common::tally_command()
+                .args([command, "--env", "staging", "--commit", commit])
+                .args(extra)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .arg(self.repo()),
+        )
+    }
+
+    fn apply(&self, commit: &str) -> Output {
+        self.tally("apply", commit, &["--timeout", "3"])
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.repo().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(text.contains(from), "{from} not in {file}");
+        std::fs::write(&path, text.replace(from, to)).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn release_image(&self, tag: &str) {
+        let file = "environments/staging/environment.yaml";
+        let path = self.repo().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let start = text
+            .find("        web: ")
+            .unwrap_or_else(|| panic!("no web image"));
+        let end = start + text[start..].find('\n').unwrap_or(0);
+        let mut new = text.clone();
+        new.replace_range(start..end, &format!("        web: {tag}"));
+        std::fs::write(&path, new).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn store(&self) -> Store {
+        self.server.store()
+    }
+
+    fn selector_color(&self, service: &str) -> Value {
+        self.store()
+            .get("services", "shop", service)
+            .map(|s| s["spec"]["selector"]["tally.dev/color"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    fn colour(&self, color: &str) -> (Value, Value) {
+        let d = self
+            .store()
+            .get("deployments.apps", "shop", &format!("web-{color}"))
+            .unwrap_or_else(|| panic!("no web-{color}"));
+        (
+            d["spec"]["replicas"].clone(),
+            d["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
+        )
+    }
+
+    fn state(&self) -> Value {
+        let cm = self
+            .store()
+            .get("configmaps", "tally-system", "tally-releases-staging")
+            .unwrap_or_else(|| panic!("no release state"));
+        serde_json::from_str(cm["data"]["web"].as_str().unwrap_or("{}")).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const IMAGE: &str = "registry.example.com/shop/web";
+
+fn is_write(r: &RequestRecord, resource: &str, name: &str) -> bool {
+    matches!(
+        r.verb,
+        Verb::Apply | Verb::Update | Verb::Patch | Verb::Create
+    ) && !r.dry_run
+        && r.resource == resource
+        && r.name.as_deref() == Some(name)
+}
+
+/// Reads the active Service's ready endpoints every few milliseconds until stopped; the fewest
+/// seen.
+fn sample_ready_endpoints(store: Store, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut fewest = usize::MAX;
+        while !stop.load(Ordering::Relaxed) {
+            let ready = store
+                .get("endpoints", "shop", "web")
+                .and_then(|e| e["subsets"].as_array().cloned())
+                .map_or(0, |subsets| {
+                    subsets
+                        .iter()
+                        .filter_map(|s| s["addresses"].as_array().map(Vec::len))
+                        .sum()
+                });
+            fewest = fewest.min(ready);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        fewest
+    })
+}
+
+#[test]
+fn a_release_brings_up_the_idle_colour_checks_it_and_switches_in_one_write() {
+    let c = setup("release");
+    let out = c.apply("c1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("web: first release, blue live"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(c.selector_color("web"), "blue");
+    assert_eq!(
+        c.colour("blue"),
+        (json!(2), json!(format!("{IMAGE}:1.5.0-rc.1")))
+    );
+    assert_eq!(c.colour("green").0, json!(0));
+
+    c.release_image("1.5.0-rc.2");
+    let plan = c.tally("plan", "c2", &[]);
+    assert_eq!(plan.status.code(), Some(3), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("web: blue live; releasing template"),
+        "{}",
+        text(&plan)
+    );
+    c.server.reset_request_log();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_ready_endpoints(c.store(), Arc::clone(&stop));
+    let out = c.apply("c2");
+    stop.store(true, Ordering::Relaxed);
+    let fewest = sampler.join().unwrap_or(0);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("web: switched to green"),
+        "{}",
+        text(&out)
+    );
+    assert!(fewest > 0, "the active Service had no ready endpoint");
+
+    // The order: the new colour applied, its smoke test, one write to the active Service.
+    let log = c.server.request_log();
+    let first = |pred: &dyn Fn(&RequestRecord) -> bool| log.iter().position(pred);
+    let green = first(&|r| is_write(r, "deployments.apps", "web-green"));
+    let smoke = first(&|r| r.path.contains("/services/web-preview:http/proxy/ready"));
+    let service_writes: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| is_write(r, "services", "web"))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(green.is_some() && smoke.is_some(), "{log:#?}");
+    assert_eq!(service_writes.len(), 1, "{log:#?}");
+    assert!(green < smoke && smoke < Some(service_writes[0]));
+    assert_eq!(
+        log.iter()
+            .filter(|r| is_write(r, "deployments.apps", "web-blue"))
+            .count(),
+        0,
+        "the live colour was not touched"
+    );
+
+    assert_eq!(c.selector_color("web"), "green");
+    assert_eq!(
+        c.colour("green"),
+        (json!(2), json!(format!("{IMAGE}:1.5.0-rc.2")))
+    );
+    // The old colour stays up for scaleDownDelaySeconds.
+    assert_eq!(
+        c.colour("blue"),
+        (json!(2), json!(format!("{IMAGE}:1.5.0-rc.1")))
+    );
+    let state = c.state();
+    assert_eq!(state["active"], "green");
+    assert_eq!(state["previous"], "blue");
+    assert_eq!(state["phase"], "steady");
+    let events = c.store().list("events", Some("shop"));
+    assert!(
+        events.iter().any(|e| e["reason"] == "Switched"),
+        "{events:#?}"
+    );
+
+    // Nothing left to do: the next apply writes nothing and the plan says the old colour waits.
+    c.server.reset_request_log();
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("blue kept up until"), "{}", text(&out));
+    assert_eq!(c.server.counters().writes(), 0, "{}", text(&out));
+
+    // Once the delay has passed (moved back here rather than waited for), a later round scales
+    // the old colour down.
+    let mut state = c.state();
+    let at = state["switchedAt"].as_u64().unwrap_or(0);
+    state["switchedAt"] = json!(at - 600);
+    c.store()
+        .edit(
+            "test",
+            "configmaps",
+            "tally-system",
+            "tally-releases-staging",
+            |cm| {
+                cm["data"]["web"] = json!(state.to_string());
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(c.colour("blue").0, json!(0));
+    assert_eq!(c.selector_color("web"), "green");
+}
+
+#[test]
+fn a_colour_that_fails_its_smoke_test_is_never_switched_to() {
+    let c = setup("smoke");
+    assert_eq!(c.apply("c1").status.code(), Some(0));
+    c.release_image("smoke-bad-2");
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("smoke test failed"), "{}", text(&out));
+    assert_eq!(c.selector_color("web"), "blue");
+    assert_eq!(c.colour("blue").0, json!(2));
+    assert_eq!(
+        c.colour("green"),
+        (json!(0), json!(format!("{IMAGE}:smoke-bad-2")))
+    );
+    let state = c.state();
+    assert_eq!(state["phase"], "aborted");
+    assert!(state["blocked"].is_string());
+    let events = c.store().list("events", Some("shop"));
+    assert!(
+        events.iter().any(|e| e["reason"] == "ReleaseAborted"),
+        "{events:#?}"
+    );
+
+    // The same commit again: the template is blocked, nothing is tried or written.
+    c.server.reset_request_log();
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("is blocked"), "{}", text(&out));
+    assert_eq!(c.server.counters().writes(), 0, "{}", text(&out));
+
+    // A fix in git releases again.
+    c.release_image("1.5.0-rc.3");
+    let out = c.apply("c3");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(c.selector_color("web"), "green");
+    assert_eq!(
+        c.colour("green"),
+        (json!(2), json!(format!("{IMAGE}:1.5.0-rc.3")))
+    );
+}
+
+#[test]
+fn a_colour_that_never_becomes_ready_is_scaled_down_and_the_live_one_keeps_serving() {
+    let c = setup("unready");
+    assert_eq!(c.apply("c1").status.code(), Some(0));
+    // The fake never makes an image containing `fail` ready.
+    c.release_image("fail-2");
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("release aborted") && text(&out).contains("did not become healthy"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(c.selector_color("web"), "blue");
+    assert_eq!(c.colour("blue").0, json!(2));
+    assert_eq!(c.colour("green").0, json!(0));
+    assert_eq!(c.state()["phase"], "aborted");
+}
+
+#[test]
+fn a_change_outside_the_pod_template_is_applied_without_a_release() {
+    let c = setup("config");
+    assert_eq!(c.apply("c1").status.code(), Some(0));
+    c.edit(
+        "apps/web/manifests/web.yaml",
+        "kind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  maxUnavailable: 1",
+        "kind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  maxUnavailable: 2",
+    );
+    c.server.reset_request_log();
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("releasing"), "{}", text(&out));
+    let log = c.server.request_log();
+    assert!(
+        log.iter()
+            .any(|r| is_write(r, "poddisruptionbudgets.policy", "web"))
+    );
+    assert!(!log.iter().any(|r| r.path.contains("/proxy/")), "{log:#?}");
+    assert!(!log.iter().any(|r| is_write(r, "services", "web")));
+    let deployment_writes = log.iter().filter(|r| {
+        r.resource == "deployments.apps"
+            && is_write(r, "deployments.apps", r.name.as_deref().unwrap_or(""))
+    });
+    assert_eq!(deployment_writes.count(), 0, "{log:#?}");
+    assert_eq!(c.selector_color("web"), "blue");
+}
