@@ -68,6 +68,17 @@ enum Command {
     /// the apply did not complete (a wave failed or timed out; nothing pruned), 2 usage, I/O or
     /// cluster errors.
     Apply(cmd::deploy::ApplyArgs),
+    /// Promote a blueGreen app's release that waits for it (`autoPromote: false`): approve it,
+    /// then apply, which switches the active Service to the new colour.
+    ///
+    /// Exit status: as `apply`; 2 when no release of the app waits.
+    Promote(cmd::deploy::ReleaseArgs),
+    /// Point a blueGreen app's active Service back at its previous colour: one write while that
+    /// colour is up, or after scaling it up and waiting for it. The template rolled back from
+    /// is not released again until git changes it.
+    ///
+    /// Exit status: 0 rolled back, 1 the gate rejected the commit, 2 when it cannot be done.
+    Rollback(cmd::deploy::ReleaseArgs),
     /// The reconcile daemon: keep an environment equal to a source, every interval.
     ///
     /// Each round gates the source (a commit with findings at or above --fail-on is never
@@ -96,6 +107,8 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::init::init(args),
         Command::Plan(args) => cmd::deploy::plan(args),
         Command::Apply(args) => cmd::deploy::apply(args),
+        Command::Promote(args) => cmd::deploy::promote(args),
+        Command::Rollback(args) => cmd::deploy::rollback(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Status(args) => cmd::status::status(args),
         Command::Policies(args) => cmd::policies::policies(args),

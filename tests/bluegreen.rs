@@ -362,3 +362,112 @@ fn a_change_outside_the_pod_template_is_applied_without_a_release() {
     assert_eq!(deployment_writes.count(), 0, "{log:#?}");
     assert_eq!(c.selector_color("web"), "blue");
 }
+
+#[test]
+fn a_release_waits_for_tally_promote_when_auto_promote_is_off() {
+    let c = setup("promote");
+    c.edit(
+        "apps/web/app.yaml",
+        "    postPromotionSeconds: 1\n",
+        "    postPromotionSeconds: 1\n    autoPromote: false\n",
+    );
+    assert_eq!(c.apply("c1").status.code(), Some(0));
+    // Nothing waits yet: promote says so and changes nothing.
+    let early = c.tally("promote", "c1", &["web"]);
+    assert_eq!(early.status.code(), Some(2), "{}", text(&early));
+    assert!(
+        text(&early).contains("no release waiting"),
+        "{}",
+        text(&early)
+    );
+
+    c.release_image("1.5.0-rc.2");
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("waiting for `tally promote`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(c.selector_color("web"), "blue");
+    assert_eq!(
+        c.colour("green"),
+        (json!(2), json!(format!("{IMAGE}:1.5.0-rc.2")))
+    );
+    let status = common::output(
+        common::tally_command()
+            .args(["status", "--env", "staging", "--kubeconfig"])
+            .arg(&c.kubeconfig),
+    );
+    assert!(
+        text(&status).contains("blue live, waiting")
+            && text(&status).contains("`tally promote --env staging web` switches to green"),
+        "{}",
+        text(&status)
+    );
+    // Another round does not switch by itself.
+    assert_eq!(c.apply("c2").status.code(), Some(0));
+    assert_eq!(c.selector_color("web"), "blue");
+
+    let out = c.tally("promote", "c2", &["web"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("approved") && text(&out).contains("switched to green"));
+    assert_eq!(c.selector_color("web"), "green");
+}
+
+#[test]
+fn rollback_switches_back_in_one_write_while_the_old_colour_is_up_and_scales_it_up_after() {
+    let c = setup("rollback");
+    assert_eq!(c.apply("c1").status.code(), Some(0));
+    c.release_image("1.5.0-rc.2");
+    assert_eq!(c.apply("c2").status.code(), Some(0));
+    assert_eq!(c.selector_color("web"), "green");
+
+    // Within the delay blue is still up: one write, to the Service.
+    c.server.reset_request_log();
+    let out = c.tally("rollback", "c2", &["web"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("rolled back from green to blue"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(c.selector_color("web"), "blue");
+    let log = c.server.request_log();
+    let writes: Vec<&RequestRecord> = log
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.verb,
+                Verb::Apply | Verb::Update | Verb::Patch | Verb::Create
+            ) && !r.dry_run
+                && r.resource != "configmaps"
+                && r.resource != "events"
+        })
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert!(is_write(writes[0], "services", "web"));
+    let state = c.state();
+    assert_eq!(state["phase"], "rolledBack");
+    assert!(state["blocked"].is_string());
+
+    // Git still says rc.2: the next round does not release it again, and scales green down.
+    let out = c.apply("c2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("is blocked"), "{}", text(&out));
+    assert_eq!(c.selector_color("web"), "blue");
+    assert_eq!(c.colour("green").0, json!(0));
+
+    // Rolling back now (to green, scaled down) scales it up first, then switches.
+    c.server.reset_request_log();
+    let out = c.tally("rollback", "c2", &["web"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(c.selector_color("web"), "green");
+    assert_eq!(c.colour("green").0, json!(2));
+    let log = c.server.request_log();
+    let scale = log
+        .iter()
+        .position(|r| is_write(r, "deployments.apps", "web-green"));
+    let switch = log.iter().position(|r| is_write(r, "services", "web"));
+    assert!(scale.is_some() && scale < switch, "{log:#?}");
+}

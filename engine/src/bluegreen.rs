@@ -199,7 +199,7 @@ impl Phase {
 }
 
 /// One app's release state, kept in the cluster.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AppState {
     /// The live colour, as last seen on the active Service.
@@ -224,6 +224,37 @@ pub struct AppState {
     pub message: String,
     /// The pod template of each hash a colour runs, as tally applied it.
     pub templates: BTreeMap<String, Value>,
+}
+
+impl AppState {
+    /// One line for `tally status`: the live colour, the phase, and what comes next.
+    pub fn describe(&self, app: &str, environment: &str) -> String {
+        let live = self
+            .active
+            .map_or("no colour".to_owned(), |c| format!("{c} live"));
+        let mut line = format!("{live}, {}", self.phase.name());
+        if !self.message.is_empty() {
+            line.push_str(&format!(": {}", self.message));
+        }
+        let next = match self.phase {
+            Phase::Waiting => Some(format!(
+                "next: `tally promote --env {environment} {app}` switches to {}",
+                self.target.map_or("the new colour", Color::name)
+            )),
+            Phase::Aborted | Phase::RolledBack => self.blocked.as_ref().map(|h| {
+                format!("next: template {h} is not released again; push a fix or a revert")
+            }),
+            Phase::Releasing | Phase::Switching => {
+                Some("next: the release is carried on by the next round".into())
+            }
+            Phase::Switched => Some("next: the post-switch check ends".into()),
+            Phase::Steady => None,
+        };
+        if let Some(next) = next {
+            line.push_str(&format!("; {next}"));
+        }
+        line
+    }
 }
 
 /// The name of the ConfigMap that keeps an environment's release states.
@@ -1264,4 +1295,157 @@ async fn apps_deployment<C: Cluster>(cluster: &C) -> Result<Resource, ClusterErr
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),
         })
+}
+
+/// Approves the release of `app` that waits for promotion (`autoPromote: false`): the next
+/// round, `tally promote`'s own or the daemon's, switches to it. Returns the approved
+/// template's hash.
+pub async fn approve<C: Cluster>(
+    cluster: &C,
+    namespace: &str,
+    environment: &str,
+    app: &str,
+) -> Result<String, EngineError> {
+    let mut states = read_states(cluster, namespace, environment).await?;
+    let Some(state) = states.get_mut(app) else {
+        return Err(EngineError::Release(format!(
+            "{app} has no blue/green release in {environment}"
+        )));
+    };
+    let hash = match (state.phase, &state.hash) {
+        (Phase::Waiting | Phase::Releasing, Some(hash)) => hash.clone(),
+        _ => {
+            return Err(EngineError::Release(format!(
+                "{app} has no release waiting for promotion in {environment} ({})",
+                state.describe(app, environment)
+            )));
+        }
+    };
+    state.promote = Some(hash.clone());
+    write_states(cluster, namespace, environment, &states).await?;
+    Ok(hash)
+}
+
+/// Points `app`'s active Service back at the previous colour: in one write while that colour is
+/// up, or after scaling it up and waiting for it to be healthy. The template rolled back from
+/// is blocked until git changes it, so the next round does not release it again.
+pub async fn rollback<C: Cluster>(
+    cluster: &C,
+    desired: &crate::Desired,
+    app: &str,
+    options: &AdvanceOptions,
+) -> Result<String, EngineError> {
+    let env = desired.environment.as_str();
+    let refuse = |why: String| Err(EngineError::Release(why));
+    let Some(bg) = desired.blue_green.iter().find(|a| a.app == app) else {
+        return refuse(format!("{app} is not released blue/green in {env}"));
+    };
+    let ns = bg.namespace.as_str();
+    let mut states = read_states(cluster, &options.inventory_namespace, env).await?;
+    let service_kind = core(cluster, "Service").await?;
+    let deployment_kind = apps_deployment(cluster).await?;
+    let services = Owned::list(cluster, &service_kind, env).await?;
+    let deployments = Owned::list(cluster, &deployment_kind, env).await?;
+    let Some(active) = services
+        .get(cluster, ns, &bg.service)
+        .await?
+        .as_ref()
+        .and_then(service_color)
+    else {
+        return refuse(format!("{}'s Service selects no colour yet", bg.app));
+    };
+    let back = active.other();
+    let Some(live_back) = deployments.get(cluster, ns, &bg.colored(back)).await? else {
+        return refuse(format!("{app} has no {back} colour to roll back to"));
+    };
+    let find = |kind: &str, name: &str| {
+        desired.objects.iter().find(|o| {
+            o.get("kind").and_then(Value::as_str) == Some(kind)
+                && crate::cluster::name_of(o) == (Some(ns), name)
+        })
+    };
+    let (Some(deployment), Some(service)) = (
+        find("Deployment", &bg.deployment),
+        find("Service", &bg.service),
+    ) else {
+        return refuse(format!(
+            "{app}'s Deployment or Service is not in the commit"
+        ));
+    };
+    let state = states.entry(app.to_owned()).or_default();
+    let back_hash = live_hash(Some(&live_back)).unwrap_or_default().to_owned();
+    let template = state.templates.get(&back_hash).cloned().unwrap_or_else(|| {
+        strip_color(live_back.pointer("/spec/template").unwrap_or(&Value::Null))
+    });
+    let replicas = deployment
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    // Up first when it is not serving at full strength.
+    let up = live_replicas(Some(&live_back)) >= replicas
+        && health::health(&live_back) == Health::Healthy;
+    if !up {
+        let scaled = colored(deployment, back, &template, &back_hash, replicas);
+        cluster
+            .apply(&deployment_kind, &scaled, &ApplyParams::default())
+            .await?;
+        let deadline = Instant::now() + options.wait_timeout;
+        loop {
+            let live = cluster
+                .get(&deployment_kind, Some(ns), &bg.colored(back))
+                .await?;
+            match live.as_ref().map(health::health) {
+                Some(Health::Healthy) => break,
+                Some(Health::Failed(why)) => {
+                    return refuse(format!("{} failed: {why}", bg.colored(back)));
+                }
+                _ if Instant::now() >= deadline => {
+                    return refuse(format!(
+                        "{} did not become healthy in {} s; the Service still selects {active}",
+                        bg.colored(back),
+                        options.wait_timeout.as_secs()
+                    ));
+                }
+                _ => tokio::time::sleep(options.poll_interval).await,
+            }
+        }
+    }
+    switch(cluster, service, back).await?;
+    let git_hash = template_hash(deployment.pointer("/spec/template").unwrap_or(&Value::Null));
+    let from_hash = deployments
+        .get(cluster, ns, &bg.colored(active))
+        .await?
+        .as_ref()
+        .and_then(|d| live_hash(Some(d)).map(str::to_owned));
+    let state = states.entry(app.to_owned()).or_default();
+    state.active = Some(back);
+    state.previous = Some(active);
+    state.switched_at = Some(now_secs());
+    state.phase = Phase::RolledBack;
+    state.target = None;
+    state.promote = None;
+    // Rolling back to a template blocked earlier releases it from the block.
+    if state.blocked.as_deref() == Some(back_hash.as_str()) {
+        state.blocked = None;
+    }
+    state.templates.insert(back_hash, template);
+    let message = if from_hash.as_deref() == Some(git_hash.as_str()) {
+        state.blocked = Some(git_hash.clone());
+        format!(
+            "rolled back from {active} to {back}; git still says template {git_hash}, which is not released again until git changes"
+        )
+    } else {
+        format!("rolled back from {active} to {back}")
+    };
+    state.message = message.clone();
+    write_states(cluster, &options.inventory_namespace, env, &states).await?;
+    emit(
+        cluster,
+        bg,
+        "RolledBack",
+        "Warning",
+        &format!("{app}: {message}"),
+    )
+    .await;
+    Ok(message)
 }

@@ -104,6 +104,10 @@ pub enum EngineError {
     /// The inventory could not be read.
     #[error(transparent)]
     Inventory(#[from] inventory::InventoryError),
+    /// A blue/green command that cannot be carried out (nothing to promote, no colour to roll
+    /// back to).
+    #[error("{0}")]
+    Release(String),
     /// Objects of kinds the cluster does not serve, whose CRDs are not in the plan either.
     #[error("the cluster does not serve these kinds (is their CRD installed?): {}", .0.join(", "))]
     UnknownKinds(Vec<String>),

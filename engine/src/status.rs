@@ -7,6 +7,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use crate::EngineError;
+use crate::bluegreen::{self, AppState};
 use crate::cluster::Cluster;
 use crate::health::{self, Health};
 use crate::plan::{get_entry, read_inventory};
@@ -29,6 +30,8 @@ pub struct EnvStatus {
     pub apps: BTreeMap<String, Health>,
     /// Inventory objects that no longer exist.
     pub missing: Vec<String>,
+    /// Each blue/green app's release state.
+    pub releases: BTreeMap<String, AppState>,
 }
 
 /// Reads an environment's status: its inventory, its status ConfigMap, and every inventory
@@ -47,6 +50,7 @@ pub async fn status<C: Cluster>(
         last_attempt: None,
         apps: BTreeMap::new(),
         missing: Vec::new(),
+        releases: bluegreen::read_states(cluster, namespace, environment).await?,
     };
     if let Some(cm) = cluster.resource("v1", "ConfigMap").await?
         && let Some(v) = cluster
@@ -150,6 +154,12 @@ impl EnvStatus {
                     Health::Failed(r) => format!("failed: {r}"),
                 };
                 let _ = writeln!(out, "{name:width$}  {h}");
+            }
+        }
+        if !self.releases.is_empty() {
+            let _ = writeln!(out, "\nblue/green");
+            for (app, state) in &self.releases {
+                let _ = writeln!(out, "{app:10}  {}", state.describe(app, &self.environment));
             }
         }
         for m in &self.missing {

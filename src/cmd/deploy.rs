@@ -62,23 +62,67 @@ pub struct ApplyArgs {
     no_prune: bool,
 }
 
+/// `tally promote` and `tally rollback`: a blueGreen app and how to carry the round on.
+#[derive(Args)]
+pub struct ReleaseArgs {
+    /// The blueGreen app.
+    app: String,
+
+    #[command(flatten)]
+    apply: ApplyArgs,
+}
+
+/// What a command does to a blueGreen app before (or instead of) the round.
+enum Release {
+    /// Nothing: plan or apply.
+    None,
+    /// Approve the release waiting for promotion, then apply.
+    Promote(String),
+    /// Point the active Service back at the previous colour; nothing else is applied.
+    Rollback(String),
+}
+
 /// Prints what applying would change: exit 0 none, 3 pending, 1 the gate rejected the commit.
 pub fn plan(args: PlanArgs) -> CommandResult {
-    deploy(args, None)
+    deploy(args, None, Release::None)
 }
 
 /// Plans, then applies: exit 0 applied and healthy, 4 incomplete, 1 the gate rejected the commit.
 pub fn apply(args: ApplyArgs) -> CommandResult {
-    let options = ApplyOptions {
+    let options = apply_options(&args);
+    deploy(args.target, Some(options), Release::None)
+}
+
+/// Approves a release waiting with `autoPromote: false`, then applies (which switches).
+pub fn promote(args: ReleaseArgs) -> CommandResult {
+    let options = apply_options(&args.apply);
+    deploy(args.apply.target, Some(options), Release::Promote(args.app))
+}
+
+/// Points a blueGreen app's active Service back at its previous colour.
+pub fn rollback(args: ReleaseArgs) -> CommandResult {
+    let options = apply_options(&args.apply);
+    deploy(
+        args.apply.target,
+        Some(options),
+        Release::Rollback(args.app),
+    )
+}
+
+fn apply_options(args: &ApplyArgs) -> ApplyOptions {
+    ApplyOptions {
         dry_run: args.dry_run,
         wait_timeout: Duration::from_secs(args.timeout),
         prune: !args.no_prune,
         ..ApplyOptions::default()
-    };
-    deploy(args.target, Some(options))
+    }
 }
 
-fn deploy(target: PlanArgs, apply_options: Option<ApplyOptions>) -> CommandResult {
+fn deploy(
+    target: PlanArgs,
+    apply_options: Option<ApplyOptions>,
+    release: Release,
+) -> CommandResult {
     let commit = target
         .commit
         .clone()
@@ -114,6 +158,34 @@ fn deploy(target: PlanArgs, apply_options: Option<ApplyOptions>) -> CommandResul
             ..PlanOptions::default()
         };
         let started = Instant::now();
+        let environment = desired.environment.clone();
+        let advance = |options: &ApplyOptions| bluegreen::AdvanceOptions {
+            inventory_namespace: plan_options.inventory_namespace.clone(),
+            environment: environment.clone(),
+            wait_timeout: options.wait_timeout,
+            poll_interval: options.poll_interval,
+        };
+        match (&release, &apply_options) {
+            (Release::Promote(app), _) => {
+                let hash = bluegreen::approve(
+                    &cluster,
+                    &plan_options.inventory_namespace,
+                    &desired.environment,
+                    app,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                println!("blue/green {app}: template {hash} approved for promotion");
+            }
+            (Release::Rollback(app), Some(options)) => {
+                let message = bluegreen::rollback(&cluster, &desired, app, &advance(options))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("blue/green {app}: {message}");
+                return Ok(Exit::Ok);
+            }
+            _ => {}
+        }
         let mut releases = bluegreen::prepare(
             &cluster,
             &mut desired,
@@ -145,12 +217,7 @@ fn deploy(target: PlanArgs, apply_options: Option<ApplyOptions>) -> CommandResul
         print!("{}", report.text());
         let mut clean = report.is_clean();
         if !options.dry_run && (!releases.steps.is_empty() || releases.changed) {
-            let advance = bluegreen::AdvanceOptions {
-                inventory_namespace: plan.inventory_namespace.clone(),
-                environment: plan.environment.clone(),
-                wait_timeout: options.wait_timeout,
-                poll_interval: options.poll_interval,
-            };
+            let advance = advance(&options);
             let released = bluegreen::advance(&cluster, &mut releases, clean, started, &advance)
                 .await
                 .map_err(|e| format!("blue/green: {e}"))?;
