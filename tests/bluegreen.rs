@@ -22,9 +22,15 @@ struct Cluster {
 }
 
 fn setup(name: &str) -> Cluster {
-    let config = Config::default()
-        .with_ready_delay(Duration::from_millis(150))
-        .with_progress_deadline(Duration::from_millis(600));
+    setup_with(
+        name,
+        Config::default()
+            .with_ready_delay(Duration::from_millis(150))
+            .with_progress_deadline(Duration::from_millis(600)),
+    )
+}
+
+fn setup_with(name: &str, config: Config) -> Cluster {
     let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
     let dir = common::temp_dir(&format!("bluegreen-{name}"));
     let kubeconfig = dir.join("kubeconfig");
@@ -61,6 +67,32 @@ impl Cluster {
                 .arg(&self.kubeconfig)
                 .arg(self.repo()),
         )
+    }
+
+    /// `tally run` following the working tree every second, logging to `daemon-N.log`.
+    fn daemon(&self, n: u32) -> std::process::Child {
+        let log = self.dir.join(format!("daemon-{n}.log"));
+        common::tally_command()
+            .args([
+                "run",
+                "--env",
+                "staging",
+                "--interval",
+                "1",
+                "--log-format",
+                "json",
+            ])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--path")
+            .arg(self.repo())
+            .stderr(std::fs::File::create(log).unwrap_or_else(|e| panic!("{e}")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn daemon_log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("daemon-{n}.log"))).unwrap_or_default()
     }
 
     fn apply(&self, commit: &str) -> Output {
@@ -470,4 +502,123 @@ fn rollback_switches_back_in_one_write_while_the_old_colour_is_up_and_scales_it_
         .position(|r| is_write(r, "deployments.apps", "web-green"));
     let switch = log.iter().position(|r| is_write(r, "services", "web"));
     assert!(scale.is_some() && scale < switch, "{log:#?}");
+}
+
+/// Polls `check` every 20 ms for up to 30 s.
+fn eventually(what: &str, c: &Cluster, n: u32, mut check: impl FnMut() -> bool) {
+    for _ in 0..1500 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "timed out waiting for {what}; the daemon's log:\n{}",
+        c.daemon_log(n)
+    );
+}
+
+/// Where a daemon is killed (`kill -9`) in the middle of a release.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// The new colour applied, not yet healthy.
+    Applied,
+    /// During the smoke test.
+    Smoke,
+    /// The switch recorded as begun; the write to the Service in flight.
+    Switch,
+    /// Switched; the post-switch check running.
+    PostCheck,
+}
+
+#[test]
+fn a_daemon_killed_at_any_step_of_a_release_resumes_and_converges_on_one_colour() {
+    for point in [
+        KillPoint::Applied,
+        KillPoint::Smoke,
+        KillPoint::Switch,
+        KillPoint::PostCheck,
+    ] {
+        let ready = match point {
+            KillPoint::Applied => 1500,
+            _ => 100,
+        };
+        let c = setup_with(
+            &format!("kill-{point:?}").to_lowercase(),
+            Config::default().with_ready_delay(Duration::from_millis(ready)),
+        );
+        if let KillPoint::PostCheck = point {
+            c.edit(
+                "apps/web/app.yaml",
+                "postPromotionSeconds: 1",
+                "postPromotionSeconds: 5",
+            );
+        }
+        let mut first = c.daemon(1);
+        eventually("the first apply", &c, 1, || {
+            c.selector_color("web") == "blue"
+        });
+        eventually("the first release recorded", &c, 1, || {
+            c.store()
+                .get("configmaps", "tally-system", "tally-releases-staging")
+                .is_some()
+        });
+        let faults = c.server.faults();
+        match point {
+            KillPoint::Smoke => {
+                faults.add_latency(Some(Verb::Get), Some("services"), Duration::from_secs(3))
+            }
+            KillPoint::Switch => {
+                faults.add_latency(Some(Verb::Apply), Some("services"), Duration::from_secs(2))
+            }
+            _ => {}
+        }
+        c.release_image("1.5.0-rc.2");
+        let rc2 = json!(format!("{IMAGE}:1.5.0-rc.2"));
+        match point {
+            KillPoint::Applied => eventually("the new colour applied", &c, 1, || {
+                c.colour("green").1 == rc2
+            }),
+            KillPoint::Smoke => eventually("the smoke test", &c, 1, || {
+                c.server
+                    .request_log()
+                    .iter()
+                    .any(|r| r.path.contains("/proxy/"))
+            }),
+            KillPoint::Switch => eventually("the switch begun", &c, 1, || {
+                c.state()["phase"] == "switching"
+            }),
+            KillPoint::PostCheck => eventually("the post-switch check", &c, 1, || {
+                c.selector_color("web") == "green" && c.state()["phase"] == "switched"
+            }),
+        }
+        first.kill().unwrap_or_else(|e| panic!("{e}"));
+        let _ = first.wait();
+        faults.clear();
+
+        let mut second = c.daemon(2);
+        eventually(
+            &format!("convergence after a kill at {point:?}"),
+            &c,
+            2,
+            || {
+                c.selector_color("web") == "green"
+                    && c.colour("green") == (json!(2), rc2.clone())
+                    && c.state()["phase"] == "steady"
+            },
+        );
+        // Exactly one colour serves, the old one waits for its delay, nothing else is left.
+        assert_eq!(c.selector_color("web-preview"), "green", "{point:?}");
+        assert_eq!(c.colour("blue").0, json!(2), "{point:?}");
+        let mut deployments: Vec<String> = c
+            .store()
+            .list("deployments.apps", Some("shop"))
+            .iter()
+            .filter_map(|d| d["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        deployments.sort();
+        assert_eq!(deployments, ["api", "web-blue", "web-green"], "{point:?}");
+        second.kill().unwrap_or_else(|e| panic!("{e}"));
+        let _ = second.wait();
+    }
 }
