@@ -71,6 +71,10 @@ impl Cluster {
 
     /// `tally run` following the working tree every second, logging to `daemon-N.log`.
     fn daemon(&self, n: u32) -> std::process::Child {
+        self.daemon_with(n, &[])
+    }
+
+    fn daemon_with(&self, n: u32, extra: &[&str]) -> std::process::Child {
         let log = self.dir.join(format!("daemon-{n}.log"));
         common::tally_command()
             .args([
@@ -82,6 +86,7 @@ impl Cluster {
                 "--log-format",
                 "json",
             ])
+            .args(extra)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--path")
@@ -621,4 +626,59 @@ fn a_daemon_killed_at_any_step_of_a_release_resumes_and_converges_on_one_colour(
         second.kill().unwrap_or_else(|e| panic!("{e}"));
         let _ = second.wait();
     }
+}
+
+fn metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn the_daemon_releases_a_new_template_and_counts_the_switch() {
+    let c = setup("daemon");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = format!("127.0.0.1:{port}");
+    let mut daemon = c.daemon_with(1, &["--listen", &addr]);
+    eventually("the first apply", &c, 1, || {
+        c.selector_color("web") == "blue"
+    });
+    c.release_image("1.5.0-rc.2");
+    let rc2 = json!(format!("{IMAGE}:1.5.0-rc.2"));
+    eventually("the switch", &c, 1, || {
+        c.selector_color("web") == "green" && c.colour("green").1 == rc2
+    });
+    eventually("the switch counted", &c, 1, || {
+        metrics(&addr)
+            .contains("tally_bluegreen_releases_total{app=\"web\",outcome=\"switched\"} 1")
+    });
+    let text = metrics(&addr);
+    assert!(
+        text.contains("tally_bluegreen_last_switch_seconds{app=\"web\"}"),
+        "{text}"
+    );
+    // Quiet rounds afterwards write nothing and list nothing: the release state comes from the
+    // watch cache like everything else.
+    eventually("a quiet round", &c, 1, || c.state()["phase"] == "steady");
+    std::thread::sleep(Duration::from_millis(1500));
+    c.server.reset_request_log();
+    std::thread::sleep(Duration::from_millis(3500));
+    let counters = c.server.counters();
+    assert_eq!(counters.writes(), 0, "{:#?}", c.server.request_log());
+    assert_eq!(
+        counters.verb(Verb::List),
+        0,
+        "{:#?}",
+        c.server.request_log()
+    );
+    daemon.kill().unwrap_or_else(|e| panic!("{e}"));
+    let _ = daemon.wait();
 }

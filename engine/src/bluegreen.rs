@@ -583,10 +583,10 @@ pub fn plan_app(
             })
             .unwrap_or_else(|| template.clone())
     };
-    let fresh = live.service.is_none() || live.deployment(active).is_none();
     // The Service exists but selects no colour: a Deployment converted to blue/green. Blue is
     // brought up beside the old pods (the Service's selector still matches both), then switched.
-    let converting = !fresh && live_color.is_none();
+    let converting = live.service.is_some() && live_color.is_none();
+    let fresh = !converting && (live.service.is_none() || live.deployment(active).is_none());
 
     let scale_down_due = state
         .switched_at
@@ -1448,4 +1448,262 @@ pub async fn rollback<C: Cluster>(
     )
     .await;
     Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> BlueGreenApp {
+        BlueGreenApp {
+            app: "web".into(),
+            namespace: "shop".into(),
+            deployment: "web".into(),
+            service: "web".into(),
+            preview_service: Some("web-preview".into()),
+            scale_down_delay: Duration::from_secs(300),
+            smoke_test: None,
+            auto_promote: true,
+            preview_replicas: None,
+            post_promotion: Duration::from_secs(30),
+        }
+    }
+
+    fn deployment(image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": image}]}}}})
+    }
+
+    fn service(name: &str, color: Option<&str>) -> Value {
+        let mut selector = json!({"app": "web"});
+        if let Some(c) = color {
+            selector[COLOR_LABEL] = json!(c);
+        }
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "shop"}, "spec": {"selector": selector}})
+    }
+
+    fn objects(image: &str) -> Vec<Value> {
+        vec![
+            deployment(image),
+            service("web", None),
+            service("web-preview", None),
+        ]
+    }
+
+    fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    }
+
+    fn image(d: &Value) -> &Value {
+        &d["spec"]["template"]["spec"]["containers"][0]["image"]
+    }
+
+    /// The live state after `objects` were applied as planned.
+    fn live_of(objects: &[Value]) -> Live {
+        Live {
+            service: Some(find(objects, "Service", "web").clone()),
+            blue: Some(find(objects, "Deployment", "web-blue").clone()),
+            green: Some(find(objects, "Deployment", "web-green").clone()),
+        }
+    }
+
+    #[test]
+    fn the_first_release_runs_blue_and_keeps_green_at_zero() {
+        let mut objects = objects("web:1");
+        let mut state = AppState::default();
+        let (step, line) = plan_app(&app(), &mut objects, &Live::default(), &mut state, 100)
+            .unwrap_or_else(|| panic!("no plan"));
+        assert!(step.is_none());
+        assert_eq!(line, "web: first release, blue live");
+        let blue = find(&objects, "Deployment", "web-blue");
+        assert_eq!(blue["spec"]["replicas"], 3);
+        assert_eq!(blue["spec"]["selector"]["matchLabels"][COLOR_LABEL], "blue");
+        assert_eq!(
+            blue["spec"]["template"]["metadata"]["labels"][COLOR_LABEL],
+            "blue"
+        );
+        assert_eq!(
+            find(&objects, "Deployment", "web-green")["spec"]["replicas"],
+            0
+        );
+        assert_eq!(
+            find(&objects, "Service", "web")["spec"]["selector"][COLOR_LABEL],
+            "blue"
+        );
+        assert!(
+            !objects
+                .iter()
+                .any(|o| o["metadata"]["name"] == "web" && o["kind"] == "Deployment")
+        );
+        assert_eq!(state.active, Some(Color::Blue));
+    }
+
+    #[test]
+    fn a_new_template_goes_to_the_idle_colour_and_the_live_one_keeps_its_own() {
+        let mut first = objects("web:1");
+        let mut state = AppState::default();
+        plan_app(&app(), &mut first, &Live::default(), &mut state, 100);
+        let live = live_of(&first);
+
+        let mut second = objects("web:2");
+        let (step, _) = plan_app(&app(), &mut second, &live, &mut state, 200)
+            .unwrap_or_else(|| panic!("no plan"));
+        let Some(Step::Release(r)) = step else {
+            panic!("no release: {step:?}");
+        };
+        assert_eq!(r.to, Color::Green);
+        assert_eq!(image(find(&second, "Deployment", "web-blue")), "web:1");
+        assert_eq!(image(find(&second, "Deployment", "web-green")), "web:2");
+        assert_eq!(
+            find(&second, "Deployment", "web-green")["spec"]["replicas"],
+            3
+        );
+        // The active Service stays on blue; the preview points at green.
+        assert_eq!(
+            find(&second, "Service", "web")["spec"]["selector"][COLOR_LABEL],
+            "blue"
+        );
+        assert_eq!(
+            find(&second, "Service", "web-preview")["spec"]["selector"][COLOR_LABEL],
+            "green"
+        );
+        assert_eq!(state.phase, Phase::Releasing);
+        assert_eq!(r.service["metadata"]["name"], "web");
+
+        // The same commit while nothing changed: the same release, not a new one.
+        let since = state.since;
+        let mut again = objects("web:2");
+        plan_app(&app(), &mut again, &live, &mut state, 300);
+        assert_eq!(state.since, since);
+    }
+
+    #[test]
+    fn after_a_switch_the_old_colour_stays_up_for_the_delay_then_goes_to_zero() {
+        let mut first = objects("web:1");
+        let mut state = AppState::default();
+        plan_app(&app(), &mut first, &Live::default(), &mut state, 100);
+        let mut second = objects("web:2");
+        plan_app(&app(), &mut second, &live_of(&first), &mut state, 200);
+        // The switch, as `advance` records it.
+        let mut live = live_of(&second);
+        live.service = Some(service("web", Some("green")));
+        state.phase = Phase::Steady;
+        state.switched_at = Some(1000);
+
+        let mut within = objects("web:2");
+        let (_, line) = plan_app(&app(), &mut within, &live, &mut state, 1100)
+            .unwrap_or_else(|| panic!("no plan"));
+        assert!(line.contains("blue kept up until"), "{line}");
+        assert_eq!(
+            find(&within, "Deployment", "web-blue")["spec"]["replicas"],
+            3
+        );
+        assert_eq!(image(find(&within, "Deployment", "web-blue")), "web:1");
+
+        let mut after = objects("web:2");
+        plan_app(&app(), &mut after, &live, &mut state, 1300);
+        assert_eq!(
+            find(&after, "Deployment", "web-blue")["spec"]["replicas"],
+            0
+        );
+        assert_eq!(image(find(&after, "Deployment", "web-blue")), "web:1");
+        assert_eq!(
+            find(&after, "Service", "web")["spec"]["selector"][COLOR_LABEL],
+            "green"
+        );
+    }
+
+    #[test]
+    fn a_blocked_template_is_not_released_again() {
+        let mut first = objects("web:1");
+        let mut state = AppState::default();
+        plan_app(&app(), &mut first, &Live::default(), &mut state, 100);
+        let live = live_of(&first);
+        let mut second = objects("web:2");
+        plan_app(&app(), &mut second, &live, &mut state, 200);
+        state.blocked = state.hash.clone();
+        state.phase = Phase::Aborted;
+        let mut again = objects("web:2");
+        let (step, line) = plan_app(&app(), &mut again, &live, &mut state, 300)
+            .unwrap_or_else(|| panic!("no plan"));
+        assert!(step.is_none(), "{step:?}");
+        assert!(line.contains("is blocked"), "{line}");
+        assert_eq!(
+            find(&again, "Deployment", "web-green")["spec"]["replicas"],
+            0
+        );
+        assert_eq!(image(find(&again, "Deployment", "web-blue")), "web:1");
+    }
+
+    #[test]
+    fn a_switch_cut_short_is_read_from_the_service() {
+        let mut first = objects("web:1");
+        let mut state = AppState::default();
+        plan_app(&app(), &mut first, &Live::default(), &mut state, 100);
+        let mut second = objects("web:2");
+        plan_app(&app(), &mut second, &live_of(&first), &mut state, 200);
+        state.phase = Phase::Switching;
+        state.target = Some(Color::Green);
+        state.since = 250;
+        // The write reached the Service before the process died.
+        let mut live = live_of(&second);
+        live.service = Some(service("web", Some("green")));
+        let mut again = objects("web:2");
+        let (step, _) = plan_app(&app(), &mut again, &live, &mut state, 260)
+            .unwrap_or_else(|| panic!("no plan"));
+        assert_eq!(state.switched_at, Some(250));
+        assert!(matches!(step, Some(Step::PostCheck(_))), "{step:?}");
+        // It did not: the release goes on.
+        state.phase = Phase::Switching;
+        let mut again = objects("web:2");
+        let (step, _) = plan_app(&app(), &mut again, &live_of(&second), &mut state, 260)
+            .unwrap_or_else(|| panic!("no plan"));
+        assert_eq!(state.phase, Phase::Releasing);
+        assert!(matches!(step, Some(Step::Release(_))), "{step:?}");
+    }
+
+    #[test]
+    fn a_deployment_converted_to_blue_green_keeps_its_service_until_blue_is_checked() {
+        let mut objects = objects("web:1");
+        let live = Live {
+            service: Some(service("web", None)),
+            ..Live::default()
+        };
+        let mut state = AppState::default();
+        let (step, line) = plan_app(&app(), &mut objects, &live, &mut state, 100)
+            .unwrap_or_else(|| panic!("no plan"));
+        assert!(line.contains("converting"), "{line}");
+        let Some(Step::Release(r)) = step else {
+            panic!("no release: {step:?}");
+        };
+        assert_eq!(r.to, Color::Blue);
+        assert!(
+            find(&objects, "Service", "web")["spec"]["selector"]
+                .get(COLOR_LABEL)
+                .is_none()
+        );
+        assert_eq!(
+            find(&objects, "Deployment", "web-blue")["spec"]["replicas"],
+            3
+        );
+    }
+
+    #[test]
+    fn template_hashes_ignore_key_order() {
+        let a = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": [1, 2]}});
+        let b = json!({"spec": {"x": [1, 2]}, "metadata": {"labels": {"b": "2", "a": "1"}}});
+        assert_eq!(template_hash(&a), template_hash(&b));
+        assert_ne!(
+            template_hash(&a),
+            template_hash(&json!({"spec": {"x": [2, 1]}}))
+        );
+        assert_eq!(template_hash(&a).len(), 12);
+    }
 }

@@ -123,6 +123,8 @@ pub struct Record {
     pub duration: Duration,
     /// Each app's health after it (`""` holds the guardrails).
     pub health: BTreeMap<String, String>,
+    /// What became of each blue/green release the round carried on.
+    pub releases: Vec<bluegreen::Outcome>,
     /// Why the round's status could not be recorded in the cluster (the round itself is not
     /// failed by it, but an operator must hear of it: `tally status` would show an old round).
     pub status_error: Option<String>,
@@ -201,12 +203,23 @@ pub async fn reconcile<C: Cluster>(
 ) -> Record {
     let started = Instant::now();
     let mut health = BTreeMap::new();
-    let outcome = round(cluster, root, commit, settings, state, &mut health).await;
+    let mut releases = Vec::new();
+    let outcome = round(
+        cluster,
+        root,
+        commit,
+        settings,
+        state,
+        &mut health,
+        &mut releases,
+    )
+    .await;
     let mut record = Record {
         commit: commit.to_owned(),
         outcome,
         duration: started.elapsed(),
         health,
+        releases,
         status_error: None,
     };
     // The status is for people; failing to write it must not fail the reconcile.
@@ -231,6 +244,7 @@ pub async fn record_failure<C: Cluster>(
         outcome: Outcome::Failed { reason },
         duration: Duration::ZERO,
         health: BTreeMap::new(),
+        releases: Vec::new(),
         status_error: None,
     };
     // As in `reconcile`: the status is for people and must not fail the round.
@@ -250,6 +264,7 @@ async fn round<C: Cluster>(
     settings: &ReconcileSettings,
     state: &mut State,
     health: &mut BTreeMap<String, String>,
+    releases_done: &mut Vec<bluegreen::Outcome>,
 ) -> Outcome {
     let reuse = match state.gated.as_ref().filter(|g| g.commit == commit) {
         Some(Gated {
@@ -324,6 +339,7 @@ async fn round<C: Cluster>(
     for r in &released {
         tracing::info!(release = %r.message(), "blue/green");
     }
+    releases_done.extend(released.iter().cloned());
     if let Some(failed) = released.iter().find(|r| r.failed()) {
         return Outcome::Failed {
             reason: failed.message(),

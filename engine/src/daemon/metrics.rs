@@ -124,6 +124,10 @@ pub struct Metrics {
     cache_objects: AtomicU64,
     cache_lists: AtomicU64,
     cache_misses: AtomicU64,
+    /// Blue/green releases by (app, outcome).
+    releases: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    /// Per app, the seconds from the start of the round that saw the commit to the switch.
+    switch_seconds: Mutex<std::collections::BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Default)]
@@ -205,6 +209,17 @@ impl Metrics {
         self.cache_objects.store(objects, Ordering::Relaxed);
         self.cache_lists.store(lists, Ordering::Relaxed);
         self.cache_misses.store(misses, Ordering::Relaxed);
+    }
+
+    /// Counts what a blue/green release came to (`switched`, `aborted`, `switched_back`) and,
+    /// for a switch, how long it took from the start of the round that saw the commit.
+    pub fn release(&self, app: &str, outcome: &'static str, took: Option<Duration>) {
+        *lock(&self.releases)
+            .entry((app.to_owned(), outcome))
+            .or_default() += 1;
+        if let Some(took) = took {
+            lock(&self.switch_seconds).insert(app.to_owned(), took.as_secs_f64());
+        }
     }
 
     /// Counts a webhook delivery by what became of it.
@@ -373,6 +388,35 @@ impl Metrics {
                     1,
                 );
             }
+        }
+
+        family(
+            &mut out,
+            "tally_bluegreen_releases_total",
+            "counter",
+            "Blue/green releases by app and outcome: switched, aborted (before the switch), switched_back (by the post-switch check).",
+        );
+        for ((app, outcome), n) in lock(&self.releases).iter() {
+            sample(
+                &mut out,
+                "tally_bluegreen_releases_total",
+                &[("app", app), ("outcome", outcome)],
+                n,
+            );
+        }
+        family(
+            &mut out,
+            "tally_bluegreen_last_switch_seconds",
+            "gauge",
+            "Seconds from the start of the round that saw a commit to its blue/green switch, last switch per app.",
+        );
+        for (app, seconds) in lock(&self.switch_seconds).iter() {
+            sample(
+                &mut out,
+                "tally_bluegreen_last_switch_seconds",
+                &[("app", app)],
+                float(*seconds),
+            );
         }
 
         family(

@@ -295,6 +295,15 @@ fn observe(metrics: &Metrics, environment: &str, record: &Record) {
         Outcome::Failed { .. } => ReconcileResult::Failed,
     };
     metrics.reconciled(result, record.duration);
+    for release in &record.releases {
+        use crate::bluegreen::Outcome as R;
+        match release {
+            R::Switched { app, took, .. } => metrics.release(app, "switched", Some(*took)),
+            R::Aborted { app, .. } => metrics.release(app, "aborted", None),
+            R::SwitchedBack { app, .. } => metrics.release(app, "switched_back", None),
+            R::Waiting { .. } | R::Pending { .. } => {}
+        }
+    }
 }
 
 async fn wait_for_signal() {
