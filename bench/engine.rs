@@ -20,7 +20,11 @@
 //! 5. the daemon (`tally run`) following a git repository of the same files: its rounds with
 //!    nothing to do, each triggered by a signed push webhook (the round's own time, from its JSON
 //!    log, and the requests each sends), its resident memory, and with `--edit`, push to applied:
-//!    a commit, its webhook, and the time until the daemon logs the commit applied.
+//!    a commit, its webhook, and the time until the daemon logs the commit applied;
+//! 6. a blue/green release on the example repo (`tally init`): the `web` app's image changed and
+//!    applied: the time from the start of the round to the one write that switches its Service
+//!    (as `tally apply` reports it, less `--ready-delay-ms`), and the requests and writes of the
+//!    release; then an apply of the same commit, which must write nothing.
 //!
 //! It measures and prints; nothing here asserts a time.
 #![forbid(unsafe_code)]
@@ -219,7 +223,87 @@ fn steps(args: &Args, server: &Handle, dir: &Path) -> Result<(), String> {
         println!("  {}", changed.summary());
         print_counters(&server.counters());
     }
-    daemon(args, server, dir, &kubeconfig)
+    daemon(args, server, dir, &kubeconfig)?;
+    blue_green(args, server, dir, &kubeconfig)
+}
+
+/// Step 6: one blue/green release of the example repo's `web` app.
+fn blue_green(args: &Args, server: &Handle, dir: &Path, kubeconfig: &Path) -> Result<(), String> {
+    let repo = dir.join("bluegreen");
+    let init = run_timed(
+        &args.tally,
+        &["init".into(), repo.to_string_lossy().into_owned()],
+        dir,
+    )?;
+    expect_exit(&init, 0, "tally init")?;
+    let app = repo.join("apps/web/app.yaml");
+    let text = std::fs::read_to_string(&app).map_err(|e| format!("{}: {e}", app.display()))?;
+    // The post-switch check comes after the switch and is not what is timed; keep it short.
+    let text = text.replace(
+        "    scaleDownDelaySeconds: 600\n",
+        "    scaleDownDelaySeconds: 600\n    postPromotionSeconds: 1\n",
+    );
+    std::fs::write(&app, text).map_err(|e| format!("{}: {e}", app.display()))?;
+    let apply = |commit: &str| -> Result<Run, String> {
+        let cmd = [
+            "apply".to_owned(),
+            "--env".into(),
+            "staging".into(),
+            "--commit".into(),
+            commit.to_owned(),
+            "--kubeconfig".into(),
+            kubeconfig.to_string_lossy().into_owned(),
+            repo.to_string_lossy().into_owned(),
+        ];
+        run_timed(&args.tally, &cmd, dir)
+    };
+    let first = apply("bg-1")?;
+    expect_exit(&first, 0, "the example repo's first apply")?;
+    let env = repo.join("environments/staging/environment.yaml");
+    let text = std::fs::read_to_string(&env).map_err(|e| format!("{}: {e}", env.display()))?;
+    std::fs::write(&env, text.replace("web: 1.5.0-rc.1", "web: 1.5.0-rc.2"))
+        .map_err(|e| format!("{}: {e}", env.display()))?;
+    server.reset_request_log();
+    let release = apply("bg-2")?;
+    expect_exit(&release, 0, "the blue/green release")?;
+    let switched = release
+        .stdout
+        .lines()
+        .find_map(|l| l.split("switched to green (").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .ok_or_else(|| format!("no switch reported:\n{}", release.stdout))?;
+    let delay = args.ready_delay_ms as f64 / 1000.0;
+    println!(
+        "\nblue/green release (example repo, web's image changed): {}",
+        timing(&release)
+    );
+    println!(
+        "  start of the round to the switch: {:.0} ms ({:.0} ms less the {} ms readiness delay)",
+        switched * 1000.0,
+        (switched - delay) * 1000.0,
+        args.ready_delay_ms
+    );
+    print_counters(&server.counters());
+    let writes: Vec<String> = server
+        .request_log()
+        .iter()
+        .filter(|r| {
+            !r.dry_run
+                && matches!(
+                    r.verb,
+                    Verb::Apply | Verb::Create | Verb::Patch | Verb::Update
+                )
+        })
+        .map(|r| format!("{} {}", r.resource, r.name.as_deref().unwrap_or("")))
+        .collect();
+    println!("  the writes, in order: {}", writes.join(", "));
+    server.reset_request_log();
+    let again = apply("bg-2")?;
+    expect_exit(&again, 0, "an apply after the release")?;
+    println!("  apply of the same commit after it: {}", timing(&again));
+    print_counters(&server.counters());
+    Ok(())
 }
 
 /// Step 5: the daemon following a git repository, driven by push webhooks.

@@ -772,6 +772,22 @@ fn finish(
             select(o, preview);
         }
     }
+    // An autoscaler of the Deployment scales the live colour; the idle one's replicas are
+    // tally's (none, or the new colour's while it is checked).
+    let live = active.unwrap_or(Color::Blue);
+    for o in objects.iter_mut() {
+        let is_hpa = o.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler")
+            && o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(&app.namespace)
+            && o.pointer("/spec/scaleTargetRef/kind")
+                .and_then(Value::as_str)
+                == Some("Deployment")
+            && o.pointer("/spec/scaleTargetRef/name")
+                .and_then(Value::as_str)
+                == Some(&app.deployment);
+        if is_hpa && let Some(target) = o.pointer_mut("/spec/scaleTargetRef/name") {
+            *target = Value::from(app.colored(live));
+        }
+    }
     if let Some(Step::Release(r) | Step::PostCheck(r)) = &mut step {
         r.service = service;
     }
@@ -868,6 +884,25 @@ pub struct AdvanceOptions {
     /// The pause between reads while waiting, between smoke-test attempts and between
     /// post-switch samples.
     pub poll_interval: Duration,
+    /// Write the app's objects (the switch, an abort's scale-down, a rollback's scale-up) as
+    /// its tenant's deployer, as the plan's apply does (`--impersonate-tenants`).
+    pub impersonate_tenants: bool,
+}
+
+impl AdvanceOptions {
+    /// How an app object of `app` is written.
+    fn params(&self, app: &BlueGreenApp) -> ApplyParams {
+        ApplyParams {
+            as_user: self.impersonate_tenants.then(|| {
+                format!(
+                    "system:serviceaccount:{}:{}",
+                    app.namespace,
+                    tally_layout::guardrails::DEPLOYER
+                )
+            }),
+            ..ApplyParams::default()
+        }
+    }
 }
 
 /// What a round did for one app after the apply.
@@ -915,7 +950,7 @@ impl Outcome {
     pub fn message(&self) -> String {
         match self {
             Outcome::Switched { app, to, took } => format!(
-                "{app}: switched to {to} ({:.1} s from the start of the round)",
+                "{app}: switched to {to} ({:.2} s from the start of the round)",
                 took.as_secs_f64()
             ),
             Outcome::Waiting { app } => format!(
@@ -1072,7 +1107,7 @@ async fn release<C: Cluster>(
     state.target = Some(r.to);
     state.since = now_secs();
     save(cluster, prepared, options).await?;
-    switch(cluster, &r.service, r.to).await?;
+    switch(cluster, &r.service, r.to, &options.params(&r.app)).await?;
     let state = prepared.states.entry(app.clone()).or_default();
     state.phase = Phase::Switched;
     state.previous = Some(from);
@@ -1126,7 +1161,7 @@ async fn post_check<C: Cluster>(
                 "{} had no ready endpoint on {} after the switch",
                 r.app.service, r.to
             );
-            switch(cluster, &r.service, from).await?;
+            switch(cluster, &r.service, from, &options.params(&r.app)).await?;
             let state = prepared.states.entry(app.clone()).or_default();
             state.phase = Phase::Aborted;
             state.active = Some(from);
@@ -1177,7 +1212,7 @@ async fn abort<C: Cluster>(
         spec.insert("replicas".into(), Value::from(0));
     }
     cluster
-        .apply(&deployments, &down, &ApplyParams::default())
+        .apply(&deployments, &down, &options.params(&r.app))
         .await?;
     let state = prepared.states.entry(r.app.app.clone()).or_default();
     state.phase = Phase::Aborted;
@@ -1199,6 +1234,7 @@ async fn switch<C: Cluster>(
     cluster: &C,
     desired: &Value,
     color: Color,
+    params: &ApplyParams,
 ) -> Result<(), ClusterError> {
     let services = core(cluster, "Service").await?;
     let (ns, name) = crate::cluster::name_of(desired);
@@ -1213,10 +1249,7 @@ async fn switch<C: Cluster>(
     ) {
         meta.insert("resourceVersion".into(), rv);
     }
-    cluster
-        .apply(&services, &service, &ApplyParams::default())
-        .await
-        .map(|_| ())
+    cluster.apply(&services, &service, params).await.map(|_| ())
 }
 
 async fn save<C: Cluster>(
@@ -1387,7 +1420,7 @@ pub async fn rollback<C: Cluster>(
     if !up {
         let scaled = colored(deployment, back, &template, &back_hash, replicas);
         cluster
-            .apply(&deployment_kind, &scaled, &ApplyParams::default())
+            .apply(&deployment_kind, &scaled, &options.params(bg))
             .await?;
         let deadline = Instant::now() + options.wait_timeout;
         loop {
@@ -1410,7 +1443,7 @@ pub async fn rollback<C: Cluster>(
             }
         }
     }
-    switch(cluster, service, back).await?;
+    switch(cluster, service, back, &options.params(bg)).await?;
     let git_hash = template_hash(deployment.pointer("/spec/template").unwrap_or(&Value::Null));
     let from_hash = deployments
         .get(cluster, ns, &bg.colored(active))
@@ -1693,6 +1726,29 @@ mod tests {
             find(&objects, "Deployment", "web-blue")["spec"]["replicas"],
             3
         );
+    }
+
+    #[test]
+    fn an_autoscaler_of_the_deployment_scales_the_live_colour() {
+        let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 2, "maxReplicas": 5}});
+        let mut first = objects("web:1");
+        first.push(hpa.clone());
+        let mut state = AppState::default();
+        plan_app(&app(), &mut first, &Live::default(), &mut state, 100);
+        let target = |objects: &[Value]| {
+            find(objects, "HorizontalPodAutoscaler", "web")["spec"]["scaleTargetRef"]["name"]
+                .clone()
+        };
+        assert_eq!(target(&first), "web-blue");
+        let mut live = live_of(&first);
+        live.service = Some(service("web", Some("green")));
+        let mut later = objects("web:1");
+        later.push(hpa);
+        plan_app(&app(), &mut later, &live, &mut state, 200);
+        assert_eq!(target(&later), "web-green");
     }
 
     #[test]

@@ -326,6 +326,7 @@ async fn round<C: Cluster>(
         environment: settings.environment.clone(),
         wait_timeout: settings.apply.wait_timeout,
         poll_interval: settings.apply.poll_interval,
+        impersonate_tenants: settings.plan.impersonate_tenants,
     };
     let released = match bluegreen::advance(cluster, &mut releases, clean, started, &options).await
     {

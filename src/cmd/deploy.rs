@@ -164,6 +164,7 @@ fn deploy(
             environment: environment.clone(),
             wait_timeout: options.wait_timeout,
             poll_interval: options.poll_interval,
+            impersonate_tenants: plan_options.impersonate_tenants,
         };
         match (&release, &apply_options) {
             (Release::Promote(app), _) => {
