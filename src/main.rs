@@ -5,6 +5,7 @@
 mod args;
 mod cmd;
 mod exit;
+mod github;
 mod logging;
 
 use std::process::ExitCode;

@@ -34,6 +34,9 @@ pub struct DiffArgs {
     /// `text` (as `plan` prints), or `markdown` (for a pull request comment).
     #[arg(long, short = 'f', value_enum, default_value_t = DiffFormat::Text)]
     format: DiffFormat,
+
+    #[command(flatten)]
+    github: crate::github::GithubArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,29 +84,27 @@ pub fn diff(args: DiffArgs) -> CommandResult {
     };
     let mut changed = false;
     let mut markdown = String::new();
+    let mut comments = Vec::new();
     for env in environments {
         let before = objects(&base, &env)?;
         let after = objects(&head, &env)?;
         let d = review::compare(&env, &before, &after);
         changed |= !d.is_empty();
         markdown.push_str(&d.markdown());
+        comments.push((env.clone(), (!d.is_empty()).then(|| d.markdown())));
         match args.format {
             DiffFormat::Text => print!("{}", d.text()),
             DiffFormat::Markdown => print!("{}", d.markdown()),
         }
     }
     // In GitHub Actions, the job's summary page shows it too.
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
-        let head = args.head.as_deref().unwrap_or("the working tree");
-        let text = format!("## tally diff: {} → {head}\n\n{markdown}\n", args.base);
-        let written = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&summary)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
-        if let Err(e) = written {
-            tracing::warn!(file = %Path::new(&summary).display(), error = %e, "the job summary could not be written");
-        }
+    let head = args.head.as_deref().unwrap_or("the working tree");
+    crate::github::summary(&format!(
+        "## tally diff: {} → {head}\n\n{markdown}\n",
+        args.base
+    ));
+    if let Some(target) = args.github.target()? {
+        target.comments(&comments);
     }
     Ok(if changed { Exit::Changes } else { Exit::Ok })
 }

@@ -111,6 +111,9 @@ pub struct ValidateArgs {
     /// 256.
     #[arg(long, value_name = "N")]
     max_depth: Option<usize>,
+
+    #[command(flatten)]
+    github: crate::github::GithubArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -243,6 +246,13 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
         }
     }
     write_reports(&report, &args)?;
+    if let Some(target) = args.github.target()? {
+        let name = match &args.env {
+            Some(env) => format!("tally / {env}"),
+            None => "tally".to_owned(),
+        };
+        target.check_run(&name, &report, args.fail_on.severity());
+    }
     Ok(match args.fail_on.severity() {
         Some(level) if report.fails(level) => Exit::Findings,
         _ => Exit::Ok,
