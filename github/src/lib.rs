@@ -289,6 +289,92 @@ impl GitHub {
     }
 }
 
+/// The state of a commit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusState {
+    /// Being applied.
+    Pending,
+    /// Applied and healthy.
+    Success,
+    /// Rejected by the gate, or the apply failed.
+    Failure,
+}
+
+/// Why a commit status was not set.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// Worth trying again, after `after` when GitHub said (`Retry-After`, or the rate limit's
+    /// reset time).
+    #[error("{message}")]
+    Retry {
+        /// GitHub's wait, when it gave one.
+        after: Option<std::time::Duration>,
+        /// What happened.
+        message: String,
+    },
+    /// Not worth trying again (a bad token, no such repository or commit).
+    #[error(transparent)]
+    Fatal(#[from] Error),
+}
+
+impl GitHub {
+    /// Sets the commit status `context` on `sha`. The answer's status and headers are read
+    /// here: a 429, a 403 with the rate limit spent, and any 5xx are [`StatusError::Retry`],
+    /// with GitHub's `Retry-After` or `x-ratelimit-reset` when it sent one.
+    pub async fn commit_status(
+        &self,
+        sha: &str,
+        state: StatusState,
+        context: &str,
+        description: &str,
+    ) -> Result<(), StatusError> {
+        let route = self.route(&format!("statuses/{sha}"));
+        let description: String = description.chars().take(140).collect();
+        let body = json!({"state": state, "context": context, "description": description});
+        let what = format!("POST {route}");
+        let response =
+            self.client
+                ._post(&route, Some(&body))
+                .await
+                .map_err(|e| StatusError::Retry {
+                    after: None,
+                    message: format!("{what}: {e}"),
+                })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let after = header("retry-after")
+            .map(std::time::Duration::from_secs)
+            .or_else(|| {
+                let reset = header("x-ratelimit-reset")?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_secs();
+                Some(std::time::Duration::from_secs(reset.saturating_sub(now)))
+            });
+        let spent = header("x-ratelimit-remaining") == Some(0);
+        let message = format!("{what}: GitHub answered {status}");
+        if status == 429 || status >= 500 || (status == 403 && (spent || after.is_some())) {
+            Err(StatusError::Retry { after, message })
+        } else {
+            Err(StatusError::Fatal(Error::Request {
+                what,
+                message: format!("GitHub answered {status}"),
+            }))
+        }
+    }
+}
+
 /// The hidden marker of environment `env`'s comment.
 pub fn comment_marker(env: &str) -> String {
     format!("<!-- tally:environment={env} -->")

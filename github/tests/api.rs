@@ -155,3 +155,41 @@ async fn errors_name_the_request_and_never_the_token() {
     assert!(text.contains("POST /repos/acme/x/check-runs"), "{text}");
     assert!(!text.contains("secret-token"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_rate_limited_status_says_when_to_try_again() {
+    use tally_github::{StatusError, StatusState};
+    let fake = FakeGitHub::start();
+    let gh = GitHub::new(&fake.url, "t", "acme/platform").expect("client");
+    fake.fail_next(&[(429, Some(3)), (502, None), (404, None)]);
+    let limited = gh
+        .commit_status("abc", StatusState::Pending, "tally/staging", "applying")
+        .await;
+    assert!(
+        matches!(limited, Err(StatusError::Retry { after: Some(d), .. }) if d.as_secs() == 3),
+        "{limited:?}"
+    );
+    let down = gh
+        .commit_status("abc", StatusState::Pending, "tally/staging", "applying")
+        .await;
+    assert!(
+        matches!(down, Err(StatusError::Retry { after: None, .. })),
+        "{down:?}"
+    );
+    let missing = gh
+        .commit_status("abc", StatusState::Pending, "tally/staging", "applying")
+        .await;
+    assert!(matches!(missing, Err(StatusError::Fatal(_))), "{missing:?}");
+    gh.commit_status("abc", StatusState::Success, "tally/staging", "applied")
+        .await
+        .expect("set");
+    assert_eq!(
+        fake.statuses(),
+        [(
+            "abc".into(),
+            "success".into(),
+            "tally/staging".into(),
+            "applied".into()
+        )]
+    );
+}

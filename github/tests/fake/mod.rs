@@ -21,6 +21,10 @@ pub struct Request {
 #[derive(Debug, Default)]
 pub struct State {
     pub requests: Vec<Request>,
+    /// Answers to give before any other, in order: (status, Retry-After seconds).
+    pub faults: Vec<(u16, Option<u64>)>,
+    /// Commit statuses set: (sha, state, context, description).
+    pub statuses: Vec<(String, String, String, String)>,
     /// Pull-request comments: (id, pr, body).
     pub comments: Vec<(u64, u64, String)>,
     next_id: u64,
@@ -71,6 +75,19 @@ impl FakeGitHub {
         self.state.lock().expect("lock").comments.clone()
     }
 
+    pub fn statuses(&self) -> Vec<(String, String, String, String)> {
+        self.state.lock().expect("lock").statuses.clone()
+    }
+
+    /// The next answers, before any other: (status, Retry-After seconds).
+    pub fn fail_next(&self, faults: &[(u16, Option<u64>)]) {
+        self.state
+            .lock()
+            .expect("lock")
+            .faults
+            .extend_from_slice(faults);
+    }
+
     pub fn clear_requests(&self) {
         self.state.lock().expect("lock").requests.clear();
     }
@@ -94,6 +111,18 @@ fn answer(
             .map(str::to_owned),
         body: body.clone(),
     });
+    if !s.faults.is_empty() {
+        let (status, retry_after) = s.faults.remove(0);
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = reply(code, json!({"message": "fault"}));
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                "retry-after",
+                axum::http::HeaderValue::from_str(&secs.to_string()).expect("header"),
+            );
+        }
+        return response;
+    }
     let path = uri.path().to_owned();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let query = uri.query().unwrap_or("");
@@ -103,6 +132,17 @@ fn answer(
             let id = s.next_id;
             let url = format!("https://github.example/{o}/{r}/runs/{id}");
             reply(StatusCode::CREATED, json!({"id": id, "html_url": url}))
+        }
+        ("POST", ["repos", _, _, "statuses", sha]) => {
+            let field = |k: &str| body[k].as_str().unwrap_or("").to_owned();
+            let entry = (
+                sha.to_string(),
+                field("state"),
+                field("context"),
+                field("description"),
+            );
+            s.statuses.push(entry);
+            reply(StatusCode::CREATED, json!({"state": body["state"]}))
         }
         ("PATCH", ["repos", _, _, "check-runs", id]) => reply(
             StatusCode::OK,
