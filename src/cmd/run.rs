@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use tally_engine::daemon::github::GithubReporting;
 use tally_engine::daemon::{self, DaemonConfig};
 use tally_engine::source::{self, CredentialFiles, Credentials, GitSettings, Source};
 use tally_layout::load;
@@ -66,6 +67,20 @@ pub struct RunArgs {
     /// interfaces, `127.0.0.1:8080`).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+
+    /// Set a commit status `tally/<env>` on each commit handled, in this repository
+    /// (`OWNER/NAME`): pending while it is applied, then success or failure with the reason.
+    #[arg(long, value_name = "OWNER/NAME")]
+    github_repo: Option<String>,
+
+    /// A file holding the token for `--github-repo` (read at each report, so a rotated Secret
+    /// is picked up; default: the `TALLY_GITHUB_TOKEN` environment variable).
+    #[arg(long, value_name = "PATH", requires = "github_repo")]
+    github_token_file: Option<PathBuf>,
+
+    /// The GitHub API's URL (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(long, value_name = "URL", default_value = "https://api.github.com", requires = "github_repo")]
+    github_api_url: String,
 
     /// A file holding the GitHub webhook secret; enables `POST /hooks/github`.
     #[arg(long, value_name = "PATH", requires = "listen")]
@@ -204,5 +219,13 @@ fn config(args: RunArgs) -> Result<DaemonConfig, String> {
         webhook_secret,
         leader_election,
         branch: args.branch,
+        github: args.github_repo.map(|repository| GithubReporting {
+            api_url: args.github_api_url,
+            repository,
+            token_file: args.github_token_file,
+            token: std::env::var("TALLY_GITHUB_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        }),
     })
 }

@@ -126,6 +126,8 @@ pub struct Metrics {
     cache_misses: AtomicU64,
     /// Blue/green releases by (app, outcome).
     releases: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    /// GitHub commit statuses by result.
+    github_reports: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Per app, the seconds from the start of the round that saw the commit to the switch.
     switch_seconds: Mutex<std::collections::BTreeMap<String, f64>>,
 }
@@ -220,6 +222,11 @@ impl Metrics {
         if let Some(took) = took {
             lock(&self.switch_seconds).insert(app.to_owned(), took.as_secs_f64());
         }
+    }
+
+    /// Counts what became of a GitHub commit status: `sent`, `retried`, `failed`, `dropped`.
+    pub fn github_report(&self, result: &'static str) {
+        *lock(&self.github_reports).entry(result).or_default() += 1;
     }
 
     /// Counts a webhook delivery by what became of it.
@@ -417,6 +424,20 @@ impl Metrics {
                 &[("app", app)],
                 float(*seconds),
             );
+        }
+
+        family(
+            &mut out,
+            "tally_github_reports_total",
+            "counter",
+            "GitHub commit statuses by result: sent, retried (a 429, a spent rate limit or a 5xx), failed, dropped (the queue was full).",
+        );
+        {
+            let reports = lock(&self.github_reports);
+            for result in ["sent", "retried", "failed", "dropped"] {
+                let n = reports.get(result).copied().unwrap_or(0);
+                sample(&mut out, "tally_github_reports_total", &[("result", result)], n);
+            }
         }
 
         family(

@@ -10,9 +10,12 @@
 //!   `/metrics` and the GitHub push webhook (`/hooks/github`, [`Webhook`]) that sends a
 //!   [`Trigger`] to the reconcile loop.
 //!
+//! - [`github`]: commit statuses on GitHub for each commit handled (`--github-repo`).
+//!
 //! The loop owns the [`Metrics`], [`Readiness`] and the receiving end of the triggers, and hands
 //! the rest to [`serve()`] in a [`ServerState`].
 
+pub mod github;
 pub mod http;
 pub mod lease;
 pub mod metrics;

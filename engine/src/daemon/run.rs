@@ -46,6 +46,8 @@ pub struct DaemonConfig {
     pub leader_election: Option<(String, Duration)>,
     /// The branch whose pushes trigger a reconcile.
     pub branch: String,
+    /// Commit statuses on GitHub (`--github-repo`).
+    pub github: Option<super::github::GithubReporting>,
 }
 
 /// Why the daemon could not start (once running, failures are rounds, recorded and retried).
@@ -156,6 +158,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut follower = Follower::open(d.source.clone())?;
     log_start(&d);
     let mut state = State::default();
+    let mut reporter = d
+        .github
+        .clone()
+        .map(|g| super::github::Reporter::start(g, &d.environment, Arc::clone(&metrics)));
     let mut ticker = tokio::time::interval(d.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -183,6 +189,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         }
         let record = match follower.read().await {
             Ok(checkout) => {
+                if let Some(r) = &mut reporter {
+                    r.starting(&checkout.commit, &d.environment);
+                }
                 let record = reconcile::reconcile(
                     &cluster,
                     &checkout.root,
@@ -194,6 +203,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
                 // Keep the tree just read and the last good one; drop older ones.
                 let good = state.last_applied.clone().unwrap_or_default();
                 follower.retain(&[&checkout.commit, &good]);
+                if let Some(r) = &mut reporter {
+                    r.finished(&record, &d.environment);
+                }
                 record
             }
             Err(e) => {
