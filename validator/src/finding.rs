@@ -91,9 +91,10 @@ pub struct Finding {
     /// The object the finding is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<ObjectRef>,
-    /// How to fix it, when there is more to say than the message.
+    /// How to fix it, when there is more to say than the message (shared: a rule's help is the
+    /// same text on each of its findings).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
+    pub help: Option<Arc<str>>,
     /// Set when the finding was exempted on purpose: still reported, never counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exempted: Option<Exemption>,
@@ -121,7 +122,7 @@ impl Finding {
     }
 
     /// Adds help text.
-    pub fn with_help(mut self, help: impl Into<String>) -> Finding {
+    pub fn with_help(mut self, help: impl Into<Arc<str>>) -> Finding {
         self.help = Some(help.into());
         self
     }

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::finding::{Finding, RuleDoc, Severity, drop_consequences, sort_findings};
-use crate::manifest::{FileObjects, objects_from};
+use crate::manifest::{FileJudge, FileKind, FileObjects, objects_from};
 use crate::object::{Object, ObjectRef};
 use crate::policy::{PolicyConfig, PolicyEngine, SetIndex};
-use crate::schema::{SchemaError, SchemaOptions, SchemaRegistry};
+use crate::schema::{self, SchemaError, SchemaOptions, SchemaRegistry};
 use crate::source::{self, Input, SourceError, SourceText};
 use crate::unit::{self, UnitKind, UnitOptions};
-use crate::yaml;
+use crate::yaml::{self, Reading, Streamed};
 
 /// Everything that configures one gate run.
 #[derive(Debug, Clone, Default)]
@@ -339,14 +339,30 @@ fn file_objects(
     limits: &InputLimits,
     over_total: bool,
 ) -> InputObjects {
-    let unreadable = |name: Arc<str>, findings: Vec<Finding>| {
-        let parsed = FileObjects {
-            objects: Vec::new(),
-            findings,
-            skipped: false,
-        };
-        (name, Vec::new(), parsed)
+    match read_file(input, name, limits, over_total) {
+        Ok((name, bytes, json)) => parse_bytes(name, bytes, json, limits),
+        Err(unreadable) => unreadable,
+    }
+}
+
+/// An input that was not read or parsed: its findings, no objects.
+fn unreadable(name: Arc<str>, findings: Vec<Finding>) -> InputObjects {
+    let parsed = FileObjects {
+        objects: Vec::new(),
+        findings,
+        skipped: false,
     };
+    (name, Vec::new(), parsed)
+}
+
+/// Reads one file's bytes within the limits, with whether it is named `.json`; or, when it
+/// cannot be read or is over a limit, the finding that says so.
+fn read_file(
+    input: &Input,
+    name: Arc<str>,
+    limits: &InputLimits,
+    over_total: bool,
+) -> Result<(Arc<str>, Vec<u8>, bool), InputObjects> {
     let limit = |message: String| {
         Finding::new(
             yaml::rules::LIMIT,
@@ -361,18 +377,18 @@ fn file_objects(
             "the run's input passed {} bytes before this file; it was not read (--max-input-size raises the limit)",
             limits.max_total_bytes
         ));
-        return unreadable(name, vec![f]);
+        return Err(unreadable(name, vec![f]));
     }
     if let Some(size) = disk_size(input).filter(|&n| n > limits.max_file_bytes) {
         let f = limit(format!(
             "this file is {size} bytes, more than {}; it was not read (--max-file-size raises the limit)",
             limits.max_file_bytes
         ));
-        return unreadable(name, vec![f]);
+        return Err(unreadable(name, vec![f]));
     }
     let bytes = match source::read_input(input, &name, limits.max_file_bytes) {
         Ok(bytes) => bytes,
-        Err(finding) => return unreadable(name, vec![*finding]),
+        Err(finding) => return Err(unreadable(name, vec![*finding])),
     };
     if bytes.len() as u64 > limits.max_file_bytes {
         // Stdin, or a file that grew since it was measured.
@@ -380,10 +396,10 @@ fn file_objects(
             "this input is more than {} bytes; it was not read (--max-file-size raises the limit)",
             limits.max_file_bytes
         ));
-        return unreadable(name, vec![f]);
+        return Err(unreadable(name, vec![f]));
     }
     let json = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")));
-    parse_bytes(name, bytes, json, limits)
+    Ok((name, bytes, json))
 }
 
 /// Reads one file's bytes as the gate does (decoding, JSON comments, YAML within `limits`,
@@ -407,54 +423,105 @@ pub fn load_bytes(name: &str, bytes: Vec<u8>, json: bool, limits: &InputLimits) 
 }
 
 fn parse_bytes(name: Arc<str>, bytes: Vec<u8>, json: bool, limits: &InputLimits) -> InputObjects {
-    let unreadable = |name: Arc<str>, findings: Vec<Finding>| {
-        let parsed = FileObjects {
-            objects: Vec::new(),
-            findings,
-            skipped: false,
-        };
-        (name, Vec::new(), parsed)
+    let prepared = match Prepared::new(name, bytes, json) {
+        Ok(prepared) => prepared,
+        Err(unreadable) => return unreadable,
     };
-    let (text, shown, mut findings) = match source::decode(&name, bytes) {
-        SourceText::Text(text) => (text, None, Vec::new()),
-        SourceText::Partly {
+    let parsed = match prepared.comment_finding() {
+        Some(finding) => FileObjects {
+            objects: Vec::new(),
+            findings: vec![finding],
+            skipped: false,
+        },
+        None => objects_from(
+            &prepared.name,
+            yaml::load_with(&prepared.name, &prepared.text, &limits.yaml),
+        ),
+    };
+    prepared.finish(parsed, None).0
+}
+
+/// A file decoded and ready to parse.
+struct Prepared {
+    name: Arc<str>,
+    /// What is parsed: JSON's indentation detabbed, documents with invalid bytes blanked.
+    text: Arc<str>,
+    /// What reports quote, when it is not `text`.
+    shown: Option<String>,
+    /// Findings of decoding.
+    findings: Vec<Finding>,
+    /// Named `.json`.
+    json: bool,
+}
+
+impl Prepared {
+    /// Decodes a file's bytes; a file that is not text at all is its finding.
+    fn new(name: Arc<str>, bytes: Vec<u8>, json: bool) -> Result<Prepared, InputObjects> {
+        let (text, shown, findings) = match source::decode(&name, bytes) {
+            SourceText::Text(text) => (text, None, Vec::new()),
+            SourceText::Partly {
+                text,
+                shown,
+                findings,
+            } => (text, Some(shown), findings),
+            SourceText::Unreadable(finding) => return Err(unreadable(name, vec![*finding])),
+        };
+        // JSON may indent with tabs; YAML may not. One tab is one column either way.
+        let text = if json && text.contains('\t') {
+            detab_indentation(&text)
+        } else {
+            text
+        };
+        // Shared from the start: the run keeps the text for reports, and the second pass
+        // reads it again.
+        let text: Arc<str> = Arc::from(text);
+        Ok(Prepared {
+            name,
             text,
             shown,
             findings,
-        } => (text, Some(shown), findings),
-        SourceText::Unreadable(finding) => return unreadable(name, vec![*finding]),
-    };
-    // JSON may indent with tabs; YAML may not. One tab is one column either way.
-    let text = if json { detab_indentation(&text) } else { text };
-    let mut parsed = match json.then(|| json_comment(&text)).flatten() {
-        // YAML would read `// x` as a plain scalar and fail lines later: say what it is, here.
-        Some(pos) => FileObjects {
-            objects: Vec::new(),
-            findings: vec![Finding::new(
-                yaml::rules::SYNTAX,
-                Severity::Error,
-                &name,
-                pos,
-                "a comment in a JSON file: JSON has no comments, and kubectl and the API server reject the file; remove it",
-            )],
-            skipped: false,
-        },
-        None => objects_from(&name, yaml::load_with(&name, &text, &limits.yaml)),
-    };
-    let nothing = parsed.objects.is_empty() && parsed.findings.is_empty() && !parsed.skipped;
-    if nothing && findings.is_empty() {
-        parsed.findings.push(Finding::new(
-            crate::manifest::rules::EMPTY_FILE,
-            Severity::Info,
-            &name,
-            crate::Pos::START,
-            "this file holds no document: it is empty or only comments",
-        ));
+            json,
+        })
     }
-    findings.append(&mut parsed.findings);
-    parsed.findings = findings;
-    let shown: Arc<str> = Arc::from(shown.unwrap_or(text));
-    (Arc::clone(&name), vec![(name, shown)], parsed)
+
+    /// A comment in a JSON file: YAML would read `// x` as a plain scalar and fail lines later,
+    /// so it is said here, and the file is not parsed.
+    fn comment_finding(&self) -> Option<Finding> {
+        let pos = self.json.then(|| json_comment(&self.text)).flatten()?;
+        Some(Finding::new(
+            yaml::rules::SYNTAX,
+            Severity::Error,
+            &self.name,
+            pos,
+            "a comment in a JSON file: JSON has no comments, and kubectl and the API server reject the file; remove it",
+        ))
+    }
+
+    /// The input read: the decoding findings before `parsed`'s, a note for a file with nothing
+    /// in it, the text to quote, and the text that was parsed (the same `Arc` when they are
+    /// one). `objects` counts the objects when `parsed` does not hold them.
+    fn finish(self, mut parsed: FileObjects, objects: Option<usize>) -> (InputObjects, Arc<str>) {
+        let mut findings = self.findings;
+        let no_objects = objects.map_or(parsed.objects.is_empty(), |n| n == 0);
+        let nothing = no_objects && parsed.findings.is_empty() && !parsed.skipped;
+        if nothing && findings.is_empty() {
+            parsed.findings.push(Finding::new(
+                crate::manifest::rules::EMPTY_FILE,
+                Severity::Info,
+                &self.name,
+                crate::Pos::START,
+                "this file holds no document: it is empty or only comments",
+            ));
+        }
+        findings.append(&mut parsed.findings);
+        parsed.findings = findings;
+        let shown = match self.shown {
+            Some(shown) => Arc::from(shown),
+            None => Arc::clone(&self.text),
+        };
+        let texts = vec![(Arc::clone(&self.name), shown)];
+        ((self.name, texts, parsed), self.text)
+    }
 }
 
 /// Where the first comment (`//` or `/*` outside a string) of a JSON text starts.
@@ -500,20 +567,7 @@ pub fn load_inputs_limited(
     units: &UnitOptions,
     limits: &InputLimits,
 ) -> Result<Loaded, GateError> {
-    // The run's total is counted in input order, before reading, so which files are past it does
-    // not depend on which thread reads first.
-    let mut total = 0u64;
-    let over_total: Vec<bool> = inputs
-        .iter()
-        .map(|input| {
-            let size = disk_size(input).unwrap_or(0).min(limits.max_file_bytes);
-            let over = total.saturating_add(size) > limits.max_total_bytes;
-            if !over {
-                total += size;
-            }
-            over
-        })
-        .collect();
+    let over_total = over_totals(inputs, limits);
     let per_file: Vec<InputObjects> = inputs
         .par_iter()
         .zip(over_total)
@@ -540,6 +594,24 @@ pub fn load_inputs_limited(
         loaded.findings.append(&mut parsed.findings);
     }
     Ok(loaded)
+}
+
+/// Per input, whether it would take the run past `--max-input-size`. The run's total is counted
+/// in input order, before reading, so which files are past it does not depend on which thread
+/// reads first.
+fn over_totals(inputs: &[Input], limits: &InputLimits) -> Vec<bool> {
+    let mut total = 0u64;
+    inputs
+        .iter()
+        .map(|input| {
+            let size = disk_size(input).unwrap_or(0).min(limits.max_file_bytes);
+            let over = total.saturating_add(size) > limits.max_total_bytes;
+            if !over {
+                total += size;
+            }
+            over
+        })
+        .collect()
 }
 
 /// One input read: its name, the texts of the files its findings may quote, its objects.
@@ -608,7 +680,7 @@ pub fn check_set(
 fn check_with_policies(
     registry: &SchemaRegistry,
     engine: &PolicyEngine,
-    index: &SetIndex<'_>,
+    index: &SetIndex,
     objects: &[Object],
 ) -> Vec<Finding> {
     objects
@@ -634,29 +706,119 @@ fn is_config(input: &Input, config: Option<&std::path::Path>) -> bool {
 }
 
 /// Runs the gate over paths (files, directories, `-` for stdin).
+///
+/// Files are streamed, one document at a time, in two passes, so what a run holds is the text
+/// of its files (for reports), their findings and what cross-object rules need to know (the
+/// [`SetIndex`]), never every object at once. The first pass reads each document, turns it into
+/// objects, gathers their findings, identities, CRDs and what the index needs, and judges at
+/// once the objects whose checks ask nothing of the rest of the set (most kinds: a ConfigMap,
+/// a Role); the second reads again the files that hold the others (workloads, Services,
+/// Ingresses, and any object a CRD of the set defines) and judges those with the whole set's
+/// index. Findings are the ones [`check_set`] gives the same objects loaded whole, in the same
+/// order.
 pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateReport, GateError> {
     let mut inputs = source::discover(paths, &options.excludes)?;
     inputs.retain(|i| !is_config(i, options.policy.path.as_deref()));
-    let mut loaded = load_inputs_limited(&inputs, &options.units, &options.limits)?;
+    let policies = !options.skip_policies;
     let mut registry = SchemaRegistry::new(options.schema.clone())?;
+    let mut sources = Sources::default();
+    // Findings of `--crds` files, said after the inputs' own.
+    let mut crd_findings = Vec::new();
     if !options.crds.is_empty() {
         let mut crd_inputs = source::discover(&options.crds, &[])?;
         // A CRD file that is also an input is read once, as an input.
         crd_inputs.retain(|i| inputs.binary_search(i).is_err());
         let crds = load_inputs(&crd_inputs)?;
         // Problems in CRD files matter: they are inputs too, only not checked as objects.
-        loaded.findings.extend(crds.findings);
-        loaded.findings.extend(registry.add_crds(&crds.objects));
+        crd_findings.extend(crds.findings);
+        crd_findings.extend(registry.add_crds(&crds.objects));
         for (name, text) in crds.sources.iter() {
-            loaded.sources.insert(Arc::clone(name), Arc::clone(text));
+            sources.insert(Arc::clone(name), Arc::clone(text));
         }
     }
-    loaded.findings.extend(registry.add_crds(&loaded.objects));
-    let mut findings = std::mem::take(&mut loaded.findings);
-    findings.extend(check_set(&registry, &loaded.objects, options));
+    let engine = PolicyEngine::new(&options.policy);
+    let first = Judge {
+        registry: &registry,
+        policies: policies.then_some(&engine),
+        index: None,
+        limits: &options.limits,
+    };
+    let over_total = over_totals(&inputs, &options.limits);
+    let mut scanned: Vec<Scanned> = inputs
+        .par_iter()
+        .zip(over_total)
+        .map(|(input, over_total)| {
+            let name: Arc<str> = Arc::from(input.display_name());
+            if let Input::Unit(kind, dir) = input {
+                return Scanned::whole(unit_objects(*kind, dir, &name, &options.units), policies);
+            }
+            match read_file(input, name, &options.limits, over_total) {
+                Ok((name, bytes, json)) => scan_bytes(name, bytes, json, &first),
+                Err(unreadable) => Scanned::whole(unreadable, policies),
+            }
+        })
+        .collect();
+    let mut findings = Vec::new();
+    let mut skipped = Vec::new();
+    let mut checked = Vec::new();
+    let mut index = SetIndex::default();
+    for input in &mut scanned {
+        findings.append(&mut input.findings);
+        for (file, text) in input.texts.drain(..) {
+            sources.insert(file, text);
+        }
+        if input.skipped {
+            skipped.push(Arc::clone(&input.name));
+        }
+        index.append(std::mem::take(&mut input.index));
+    }
+    findings.append(&mut crd_findings);
+    let input_crds: Vec<Object> = scanned
+        .iter_mut()
+        .flat_map(|s| std::mem::take(&mut s.crds))
+        .collect();
+    findings.extend(registry.add_crds(&input_crds));
+    // An object judged early whose kind a CRD of the inputs defines is judged again: that CRD
+    // gives it a schema and a scope the first pass did not know.
+    let defined: Vec<(&str, &str)> = input_crds.iter().filter_map(crd_kind).collect();
+    for input in &mut scanned {
+        input.judge_again_if(|id| {
+            defined.iter().any(|(group, kind)| {
+                id.kind == *kind
+                    && (id.group() == *group
+                        || id
+                            .api_version
+                            .strip_prefix(group)
+                            .is_some_and(|v| v.starts_with('/')))
+            })
+        });
+    }
+    let second = Judge {
+        registry: &registry,
+        policies: policies.then_some(&engine),
+        index: Some(&index),
+        limits: &options.limits,
+    };
+    let judged: Vec<Vec<Option<Vec<Finding>>>> =
+        scanned.par_iter_mut().map(|s| second.input(s)).collect();
+    for input in &mut scanned {
+        checked.append(&mut input.checked);
+    }
+    drop(scanned);
+    let set = if policies {
+        engine.check_set(&index)
+    } else {
+        Vec::new()
+    };
+    drop(index);
+    // Findings are most of what a run holds at its end: one allocation for all of them.
+    let count: usize = judged.iter().flatten().flatten().map(Vec::len).sum();
+    findings.reserve_exact(count + set.len() + options.policy.findings.len());
+    findings.extend(judged.into_iter().flatten().flatten().flatten());
+    findings.extend(set);
     findings.extend(options.policy.findings.iter().cloned());
     if let (Some(file), Some(text)) = (&options.policy.file, &options.policy.text) {
-        loaded.sources.insert(Arc::clone(file), Arc::clone(text));
+        sources.insert(Arc::clone(file), Arc::clone(text));
     }
     sort_findings(&mut findings);
     drop_consequences(&mut findings);
@@ -678,7 +840,374 @@ pub fn validate_paths(paths: &[PathBuf], options: &GateOptions) -> Result<GateRe
             b.exempted.is_some(),
         )
     });
-    Ok(report(loaded, findings, &registry))
+    Ok(GateReport {
+        findings,
+        files: inputs.len(),
+        objects: checked.len(),
+        checked,
+        kubernetes_version: registry.kubernetes_version().to_owned(),
+        sources,
+        skipped,
+        rule_docs: Vec::new(),
+    })
+}
+
+/// The group and kind a CRD defines, when it names both.
+fn crd_kind(crd: &Object) -> Option<(&str, &str)> {
+    let spec = crd.value.get("spec")?;
+    let group = spec.get("group")?.as_str()?;
+    let kind = spec.pointer("/names/kind")?.as_str()?;
+    Some((group, kind))
+}
+
+/// One input after the first pass of [`validate_paths`]: what it said, what it holds, and how
+/// the second pass gets back the objects it has still to judge.
+#[derive(Debug)]
+struct Scanned {
+    name: Arc<str>,
+    /// Texts its findings may quote.
+    texts: Vec<(Arc<str>, Arc<str>)>,
+    /// Findings of reading it (decoding, YAML, structure), in the order a whole load gives.
+    findings: Vec<Finding>,
+    /// Read and set aside: it holds no Kubernetes object.
+    skipped: bool,
+    /// Its objects' files and identities, in order.
+    checked: Vec<(Arc<str>, ObjectRef)>,
+    /// Per object, in order: its schema and policy findings when the first pass could judge it.
+    verdicts: Vec<Option<Vec<Finding>>>,
+    /// What cross-object rules need to know of its objects.
+    index: SetIndex,
+    /// Its CustomResourceDefinitions, whole (they supply schemas).
+    crds: Vec<Object>,
+    /// Where its objects come from in the second pass.
+    again: Again,
+}
+
+/// How the second pass gets an input's objects.
+#[derive(Debug)]
+enum Again {
+    /// It has none.
+    Nothing,
+    /// Read the text again, the way the first pass ended reading it.
+    Reread { text: Arc<str>, reading: Reading },
+    /// Kept from the first pass (a rendered chart or kustomization).
+    Kept(Vec<Object>),
+}
+
+/// Objects judged together: enough to keep both cores busy, few enough that a batch of ordinary
+/// objects costs a few megabytes.
+const BATCH: usize = 128;
+
+impl Scanned {
+    /// An input read whole (a rendered unit, or one that could not be read): its objects are
+    /// kept for the second pass.
+    fn whole((name, texts, parsed): InputObjects, policies: bool) -> Scanned {
+        let mut index = SetIndex::default();
+        let mut crds = Vec::new();
+        let mut checked = Vec::with_capacity(parsed.objects.len());
+        for o in &parsed.objects {
+            checked.push((Arc::clone(&o.provenance.file), o.id.clone()));
+            if policies {
+                index.add(o);
+            }
+            if schema::is_crd(o) {
+                crds.push(o.clone());
+            }
+        }
+        let verdicts = vec![None; checked.len()];
+        let again = if parsed.objects.is_empty() {
+            Again::Nothing
+        } else {
+            Again::Kept(parsed.objects)
+        };
+        Scanned {
+            name,
+            texts,
+            findings: parsed.findings,
+            skipped: parsed.skipped,
+            checked,
+            verdicts,
+            index,
+            crds,
+            again,
+        }
+    }
+
+    /// Forgets the early verdicts on objects `doubtful` picks.
+    fn judge_again_if(&mut self, doubtful: impl Fn(&ObjectRef) -> bool) {
+        for (verdict, (_, id)) in self.verdicts.iter_mut().zip(&self.checked) {
+            if verdict.is_some() && doubtful(id) {
+                *verdict = None;
+            }
+        }
+    }
+}
+
+/// What the first pass keeps of one file's documents while it reads them.
+struct FirstPass<'j> {
+    judge: &'j Judge<'j>,
+    file_judge: FileJudge,
+    /// Findings about its documents and objects.
+    findings: Vec<Finding>,
+    checked: Vec<(Arc<str>, ObjectRef)>,
+    verdicts: Vec<Option<Vec<Finding>>>,
+    /// Objects waiting to be judged, with their place in `verdicts`.
+    batch: Vec<(usize, Object)>,
+    index: SetIndex,
+    crds: Vec<Object>,
+}
+
+impl<'j> FirstPass<'j> {
+    fn new(judge: &'j Judge<'j>) -> FirstPass<'j> {
+        FirstPass {
+            judge,
+            file_judge: FileJudge::default(),
+            findings: Vec::new(),
+            checked: Vec::new(),
+            verdicts: Vec::new(),
+            batch: Vec::new(),
+            index: SetIndex::default(),
+            crds: Vec::new(),
+        }
+    }
+
+    fn document(&mut self, file: &Arc<str>, doc: yaml::YamlDocument) {
+        let mut read = self.file_judge.document(file, doc);
+        self.findings.append(&mut read.findings);
+        for o in read.objects {
+            self.checked
+                .push((Arc::clone(&o.provenance.file), o.id.clone()));
+            self.verdicts.push(None);
+            if self.judge.policies.is_some() {
+                self.index.add(&o);
+            }
+            if schema::is_crd(&o) {
+                // A CRD is judged with the schemas of the whole run (its own among them).
+                self.crds.push(o);
+                continue;
+            }
+            let worth_trying = match self.judge.policies {
+                Some(_) => !SetIndex::likely_consulted_for(&o),
+                None => true,
+            };
+            if worth_trying {
+                self.batch.push((self.verdicts.len() - 1, o));
+                if self.batch.len() >= BATCH {
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    /// Judges the waiting objects, keeping the verdicts that do not depend on the set.
+    fn flush(&mut self) {
+        let judged: Vec<(usize, Option<Vec<Finding>>)> = self
+            .batch
+            .par_iter()
+            .map(|(i, o)| (*i, self.judge.early(o)))
+            .collect();
+        self.batch.clear();
+        for (i, verdict) in judged {
+            self.verdicts[i] = verdict;
+        }
+    }
+}
+
+/// The first pass over one file's bytes: decoded, read one document at a time, each document's
+/// objects counted, indexed, judged when they can be, and dropped.
+fn scan_bytes(name: Arc<str>, bytes: Vec<u8>, json: bool, judge: &Judge<'_>) -> Scanned {
+    let policies = judge.policies.is_some();
+    let prepared = match Prepared::new(name, bytes, json) {
+        Ok(prepared) => prepared,
+        Err(unreadable) => return Scanned::whole(unreadable, policies),
+    };
+    if let Some(finding) = prepared.comment_finding() {
+        let parsed = FileObjects {
+            objects: Vec::new(),
+            findings: vec![finding],
+            skipped: false,
+        };
+        return Scanned::whole(prepared.finish(parsed, None).0, policies);
+    }
+    let file = Arc::clone(&prepared.name);
+    let mut pass = FirstPass::new(judge);
+    let end = yaml::stream_with(
+        &file,
+        &prepared.text,
+        &judge.limits.yaml,
+        Reading::Whole,
+        &mut |event| match event {
+            Streamed::Document(doc) => pass.document(&file, doc),
+            Streamed::Restart => pass = FirstPass::new(judge),
+        },
+    );
+    let manifest = pass.file_judge.kind(&file) == FileKind::Manifest;
+    let read = FileObjects {
+        objects: Vec::new(),
+        findings: std::mem::take(&mut pass.findings),
+        skipped: false,
+    };
+    let parsed = pass.file_judge.finish(&file, end.findings, read);
+    let objects = if manifest { pass.checked.len() } else { 0 };
+    let ((name, texts, parsed), text) = prepared.finish(parsed, Some(objects));
+    if objects == 0 {
+        return Scanned {
+            name,
+            texts,
+            findings: parsed.findings,
+            skipped: parsed.skipped,
+            checked: Vec::new(),
+            verdicts: Vec::new(),
+            index: SetIndex::default(),
+            crds: Vec::new(),
+            again: Again::Nothing,
+        };
+    }
+    pass.flush();
+    Scanned {
+        name,
+        texts,
+        findings: parsed.findings,
+        skipped: parsed.skipped,
+        checked: pass.checked,
+        verdicts: pass.verdicts,
+        index: pass.index,
+        crds: pass.crds,
+        again: Again::Reread {
+            text,
+            reading: end.reading,
+        },
+    }
+}
+
+/// Schemas and per-object policies: early (first pass, with the schemas known before the
+/// inputs were read and no index) or final (second pass, the whole set's schemas and index).
+struct Judge<'a> {
+    registry: &'a SchemaRegistry,
+    policies: Option<&'a PolicyEngine>,
+    /// The whole set's index (second pass only).
+    index: Option<&'a SetIndex>,
+    limits: &'a InputLimits,
+}
+
+impl Judge<'_> {
+    /// An object's findings when its per-object rules ask nothing of the set; `None` when they
+    /// do, and it must wait for the whole set.
+    fn early(&self, o: &Object) -> Option<Vec<Finding>> {
+        let mut found = self.registry.validate(o);
+        if let Some(engine) = self.policies {
+            let probe = SetIndex::probe();
+            found.extend(engine.check_object(o, &probe));
+            if probe.consulted() {
+                return None;
+            }
+        }
+        Some(found)
+    }
+
+    /// Every verdict on one input's objects, in object order: the early ones, and the others
+    /// judged now.
+    fn input(&self, input: &mut Scanned) -> Vec<Option<Vec<Finding>>> {
+        let mut verdicts = std::mem::take(&mut input.verdicts);
+        if verdicts.iter().any(Option::is_none) {
+            match &input.again {
+                Again::Nothing => {}
+                Again::Kept(objects) => {
+                    let todo: Vec<(usize, &Object)> = objects
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| verdicts[*i].is_none())
+                        .collect();
+                    for (i, found) in self.judge(&todo) {
+                        verdicts[i] = Some(found);
+                    }
+                }
+                Again::Reread { text, reading } => {
+                    self.reread(&input.name, text, *reading, &mut verdicts);
+                }
+            }
+        }
+        verdicts
+    }
+
+    /// Reads a file again and judges the objects without a verdict. One thread reads while
+    /// this one judges what it read, a batch behind: reading and judging overlap, and at most
+    /// three batches of objects exist at once.
+    fn reread(
+        &self,
+        file: &Arc<str>,
+        text: &str,
+        reading: Reading,
+        verdicts: &mut [Option<Vec<Finding>>],
+    ) {
+        enum Read {
+            Batch(Vec<(usize, Object)>),
+            Restart,
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let wanted: &[Option<Vec<Finding>>] = verdicts;
+        let limits = &self.limits.yaml;
+        let done = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut file_judge = FileJudge::default();
+                let mut next = 0;
+                let mut batch = Vec::new();
+                yaml::stream_with(file, text, limits, reading, &mut |event| match event {
+                    Streamed::Document(doc) => {
+                        for o in file_judge.document(file, doc).objects {
+                            if wanted.get(next).is_some_and(Option::is_none) {
+                                batch.push((next, o));
+                            }
+                            next += 1;
+                        }
+                        if batch.len() >= BATCH {
+                            // The receiver only stops early when it panicked.
+                            let _ = tx.send(Read::Batch(std::mem::take(&mut batch)));
+                        }
+                    }
+                    // Read as the first pass ended, the stream does not break again; if it
+                    // did, it would start over.
+                    Streamed::Restart => {
+                        file_judge = FileJudge::default();
+                        next = 0;
+                        batch.clear();
+                        let _ = tx.send(Read::Restart);
+                    }
+                });
+                let _ = tx.send(Read::Batch(batch));
+            });
+            let mut done: Vec<(usize, Vec<Finding>)> = Vec::new();
+            for read in rx {
+                match read {
+                    Read::Batch(batch) => {
+                        let todo: Vec<(usize, &Object)> =
+                            batch.iter().map(|(i, o)| (*i, o)).collect();
+                        done.extend(self.judge(&todo));
+                    }
+                    Read::Restart => done.clear(),
+                }
+            }
+            done
+        });
+        for (i, found) in done {
+            verdicts[i] = Some(found);
+        }
+    }
+
+    /// Final verdicts, in parallel.
+    fn judge(&self, objects: &[(usize, &Object)]) -> Vec<(usize, Vec<Finding>)> {
+        debug_assert!(self.policies.is_none() || self.index.is_some());
+        objects
+            .par_iter()
+            .map(|(i, o)| {
+                let mut found = self.registry.validate(o);
+                if let (Some(engine), Some(index)) = (self.policies, self.index) {
+                    found.extend(engine.check_object(o, index));
+                }
+                (*i, found)
+            })
+            .collect()
+    }
 }
 
 /// The report of what was `loaded`, judged to `findings` (sorted, the reading findings among

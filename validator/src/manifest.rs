@@ -113,41 +113,115 @@ fn shape(value: &Value) -> Shape {
 
 /// Turns a loaded YAML stream into objects.
 pub fn objects_from(file: &Arc<str>, loaded: LoadedYaml) -> FileObjects {
-    let shapes: Vec<Shape> = loaded.documents.iter().map(|d| shape(&d.value)).collect();
-    let template = template_placeholder(&loaded);
-    let mut out = FileObjects {
-        objects: Vec::new(),
-        findings: loaded.findings,
-        skipped: false,
-    };
-    // A file with no document meant as an object is not a manifest: its documents are not
-    // judged (their YAML traps and templates are the tool's business); syntax errors still
-    // count, as nobody can tell what a broken file was meant to be.
-    if !shapes.contains(&Shape::Object) {
-        out.skipped = shapes.iter().any(|s| *s != Shape::Empty);
-        return out;
+    let mut judge = FileJudge::default();
+    let mut read = FileObjects::default();
+    for doc in loaded.documents {
+        let mut part = judge.document(file, doc);
+        read.objects.append(&mut part.objects);
+        read.findings.append(&mut part.findings);
     }
-    if let Some((pos, text)) = template {
-        // The documents' own findings are the template's business; only the stream's
-        // (syntax, encoding) stay.
-        out.findings.push(Finding::new(
-            unit::rules::NOT_RENDERED,
-            Severity::Warning,
-            file,
-            pos,
-            format!(
-                "this file is a template (`{text}` is filled in before it is applied): render \
-                 it and check the output; its objects were not checked"
-            ),
-        ));
-        return out;
-    }
-    for (doc, shape) in loaded.documents.into_iter().zip(shapes) {
+    judge.finish(file, loaded.findings, read)
+}
+
+/// Turns a file's documents into objects one at a time, and at the end says what the file was:
+/// a manifest, a file of something else (skipped), or a template. Until then its objects are
+/// provisional: [`FileJudge::finish`] keeps or drops them, as reading the file whole would.
+#[derive(Debug, Default)]
+pub struct FileJudge {
+    /// A document meant as an object was seen.
+    any_object: bool,
+    /// A document that is not empty was seen.
+    any_content: bool,
+    /// The first plain text template placeholder, with its position.
+    template: Option<(crate::finding::Pos, String)>,
+}
+
+/// What a file turned out to be, once all its documents were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileKind {
+    /// Its objects are judged.
+    Manifest,
+    /// No document is meant as an object: set aside (`true` when it holds something at all).
+    NotManifest {
+        /// Some document is not empty (the file is counted as skipped).
+        skipped: bool,
+    },
+    /// A plain text template: one finding, its objects not judged.
+    Template(Box<Finding>),
+}
+
+impl FileJudge {
+    /// Takes the next document of the file: its objects (none for a tool's configuration) and
+    /// the findings about them and about the document, as judged if the file is a manifest.
+    pub fn document(&mut self, file: &Arc<str>, doc: YamlDocument) -> FileObjects {
+        let shape = shape(&doc.value);
+        self.any_object |= shape == Shape::Object;
+        self.any_content |= shape != Shape::Empty;
+        if self.template.is_none() {
+            self.template = document_placeholder(&doc);
+        }
+        let mut out = FileObjects::default();
         if shape != Shape::ToolConfig {
             document_objects(file, doc, &mut out);
         }
+        out
     }
-    out
+
+    /// What the file is, given every document read so far.
+    pub fn kind(&self, file: &Arc<str>) -> FileKind {
+        // A file with no document meant as an object is not a manifest: its documents are not
+        // judged (their YAML traps and templates are the tool's business); syntax errors still
+        // count, as nobody can tell what a broken file was meant to be.
+        if !self.any_object {
+            return FileKind::NotManifest {
+                skipped: self.any_content,
+            };
+        }
+        match &self.template {
+            Some((pos, text)) => FileKind::Template(Box::new(Finding::new(
+                unit::rules::NOT_RENDERED,
+                Severity::Warning,
+                file,
+                *pos,
+                format!(
+                    "this file is a template (`{text}` is filled in before it is applied): render \
+                     it and check the output; its objects were not checked"
+                ),
+            ))),
+            None => FileKind::Manifest,
+        }
+    }
+
+    /// The file's objects and findings: the stream's own `findings` first, then, for a manifest,
+    /// what its documents gave (`read`, from [`FileJudge::document`]).
+    pub fn finish(
+        &self,
+        file: &Arc<str>,
+        findings: Vec<Finding>,
+        read: FileObjects,
+    ) -> FileObjects {
+        let mut out = FileObjects {
+            objects: Vec::new(),
+            findings,
+            skipped: false,
+        };
+        match self.kind(file) {
+            FileKind::NotManifest { skipped } => out.skipped = skipped,
+            // The documents' own findings are the template's business; only the stream's
+            // (syntax, encoding) stay.
+            FileKind::Template(finding) => out.findings.push(*finding),
+            FileKind::Manifest => {
+                let FileObjects {
+                    objects,
+                    mut findings,
+                    ..
+                } = read;
+                out.objects = objects;
+                out.findings.append(&mut findings);
+            }
+        }
+        out
+    }
 }
 
 fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
@@ -201,9 +275,9 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
     out.findings.append(&mut findings);
 }
 
-/// The first plain text template placeholder (`{{name}}`) in a file's keys or single-line
+/// The first plain text template placeholder (`{{name}}`) in a document's keys or single-line
 /// values, with its position and text.
-fn template_placeholder(loaded: &LoadedYaml) -> Option<(crate::finding::Pos, String)> {
+fn document_placeholder(doc: &YamlDocument) -> Option<(crate::finding::Pos, String)> {
     fn walk(v: &Value, pointer: &mut String, found: &mut Option<String>) -> Option<usize> {
         match v {
             Value::String(s) if !s.contains('\n') => {
@@ -233,7 +307,7 @@ fn template_placeholder(loaded: &LoadedYaml) -> Option<(crate::finding::Pos, Str
             _ => None,
         }
     }
-    for doc in &loaded.documents {
+    {
         // `key: {{name}}` breaks the mapping: the reader reports it as a leftover at its line.
         let broken = doc
             .findings
@@ -254,15 +328,11 @@ fn template_placeholder(loaded: &LoadedYaml) -> Option<(crate::finding::Pos, Str
                 text.unwrap_or_default(),
             )
         });
-        let first = match (broken, in_value) {
+        match (broken, in_value) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
-        };
-        if first.is_some() {
-            return first;
         }
     }
-    None
 }
 
 fn is_list(value: &Value) -> bool {

@@ -137,6 +137,24 @@ impl Object {
         })
     }
 
+    /// A copy of this object that keeps, of its value and positions, only the path to `pointer`
+    /// (a mapping key path such as `/metadata/namespace`): enough to report at that field, at a
+    /// fraction of the size. Identity, provenance and origins are kept whole.
+    pub fn trimmed_to(&self, pointer: &str) -> Object {
+        let keys: Vec<String> = pointer
+            .split('/')
+            .skip(1)
+            .map(|s| crate::position::unescape_segment(s).into_owned())
+            .collect();
+        Object {
+            id: self.id.clone(),
+            provenance: self.provenance.clone(),
+            value: trim_value(&self.value, &keys),
+            positions: trim_positions(&self.positions, &keys),
+            origins: self.origins.clone(),
+        }
+    }
+
     /// `metadata.annotations[key]`, when it is a string.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.value
@@ -150,6 +168,40 @@ impl Object {
         self.value
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
+    }
+}
+
+/// `value` with, in each mapping on the way, only the key that `keys` follows.
+fn trim_value(value: &Value, keys: &[String]) -> Value {
+    match (value, keys.split_first()) {
+        (Value::Object(map), Some((key, rest))) => {
+            let mut out = serde_json::Map::new();
+            if let Some(child) = map.get(key) {
+                out.insert(key.clone(), trim_value(child, rest));
+            }
+            Value::Object(out)
+        }
+        (Value::Object(_) | Value::Array(_), None) => Value::Null,
+        (v, _) => v.clone(),
+    }
+}
+
+/// The positions of [`trim_value`]'s result: the same path, the same entries on it.
+fn trim_positions(node: &PosNode, keys: &[String]) -> PosNode {
+    match (node, keys.split_first()) {
+        (PosNode::Map { pos, .. }, Some((key, rest))) => PosNode::Map {
+            pos: *pos,
+            entries: node
+                .entry(key)
+                .map(|e| crate::position::MapEntry {
+                    key: e.key.clone(),
+                    key_pos: e.key_pos,
+                    value: trim_positions(&e.value, rest),
+                })
+                .into_iter()
+                .collect(),
+        },
+        (n, _) => PosNode::Scalar(n.pos()),
     }
 }
 

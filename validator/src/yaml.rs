@@ -108,33 +108,104 @@ pub fn load(file: &Arc<str>, text: &str) -> LoadedYaml {
 
 /// Reads a YAML stream within `limits`. Never fails: problems become findings.
 pub fn load_with(file: &Arc<str>, text: &str, limits: &YamlLimits) -> LoadedYaml {
+    let mut documents = Vec::new();
+    let end = stream_with(
+        file,
+        text,
+        limits,
+        Reading::Whole,
+        &mut |event| match event {
+            Streamed::Document(doc) => documents.push(doc),
+            Streamed::Restart => documents.clear(),
+        },
+    );
+    LoadedYaml {
+        documents,
+        findings: end.findings,
+    }
+}
+
+/// How a stream is read: whole (falling back to one document at a time when it breaks), or one
+/// document at a time from the start (what the whole reading fell back to before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reading {
+    /// The stream as one, split into its documents only if it does not parse.
+    #[default]
+    Whole,
+    /// Each document on its own.
+    Isolated,
+}
+
+/// What [`stream_with`] hands its sink, in order.
+#[derive(Debug)]
+pub enum Streamed {
+    /// The next document.
+    Document(YamlDocument),
+    /// The stream broke: forget the documents handed so far, they come again, read one by one.
+    Restart,
+}
+
+/// The end of a stream read with [`stream_with`].
+#[derive(Debug, Default)]
+pub struct StreamEnd {
+    /// Findings that belong to no document (syntax errors, budgets crossed).
+    pub findings: Vec<Finding>,
+    /// How the documents handed last were read: [`Reading::Isolated`] when the whole stream did
+    /// not parse. Reading again with it hands the same documents without a restart.
+    pub reading: Reading,
+}
+
+/// Reads a YAML stream within `limits`, handing each document to `sink` as soon as it is read,
+/// so a caller that does not keep them holds one document's tree at a time. The same documents
+/// and findings as [`load_with`], which is built on it; budgets are the stream's, whatever the
+/// documents' number.
+pub fn stream_with(
+    file: &Arc<str>,
+    text: &str,
+    limits: &YamlLimits,
+    reading: Reading,
+    sink: &mut dyn FnMut(Streamed),
+) -> StreamEnd {
     let limits = YamlLimits {
         max_depth: limits.max_depth.min(DEPTH_CEILING),
         ..*limits
     };
     let budget = alias_budget(text.len());
-    let mut spent = 0;
-    let whole = parse_chunk(file, text, 0, 0, &limits, budget, &mut spent);
-    if whole.error.is_none() {
-        return whole.loaded;
+    if reading == Reading::Whole {
+        let mut spent = 0;
+        let mut whole = |doc| sink(Streamed::Document(doc));
+        let parsed = parse_chunk(file, text, 0, 0, &limits, budget, &mut spent, &mut whole);
+        if parsed.error.is_none() {
+            return StreamEnd {
+                findings: parsed.findings,
+                reading: Reading::Whole,
+            };
+        }
+        sink(Streamed::Restart);
     }
     // Isolate documents: parse each on its own so one error costs only its own document. A
     // budget crossed stays crossed: the stream's budget is shared by its documents.
-    let mut out = LoadedYaml::default();
+    let mut findings = Vec::new();
     let mut index = 0;
     let mut spent = 0;
     for (start_line, chunk) in split_documents(text) {
         if index >= limits.max_documents {
-            out.findings
-                .push(too_many_documents(file, start_line + 1, &limits));
+            findings.push(too_many_documents(file, start_line + 1, &limits));
             break;
         }
-        let mut part = parse_chunk(file, chunk, start_line, index, &limits, budget, &mut spent);
-        index += part
-            .loaded
-            .documents
-            .len()
-            .max(usize::from(part.error.is_some()));
+        // A chunk is one document, or a few: kept until its error (if any) is known.
+        let mut documents = Vec::new();
+        let mut part = parse_chunk(
+            file,
+            chunk,
+            start_line,
+            index,
+            &limits,
+            budget,
+            &mut spent,
+            &mut |doc| documents.push(doc),
+        );
+        index += documents.len().max(usize::from(part.error.is_some()));
         let stop = matches!(part.error, Some(LoadError::TooManyDocuments(_)));
         let cause = part
             .error
@@ -143,19 +214,24 @@ pub fn load_with(file: &Arc<str>, text: &str, limits: &YamlLimits) -> LoadedYaml
             // The template that broke the chunk may already be reported by the partial parse, at
             // the same spot: keep one finding, the one that explains the failure.
             let same = |f: &Finding| f.rule == cause.rule && f.pos == cause.pos;
-            part.loaded.findings.retain(|f| !same(f));
-            for d in &mut part.loaded.documents {
+            part.findings.retain(|f| !same(f));
+            for d in &mut documents {
                 d.findings.retain(|f| !same(f));
             }
         }
-        out.documents.append(&mut part.loaded.documents);
-        out.findings.append(&mut part.loaded.findings);
-        out.findings.extend(cause);
+        for doc in documents {
+            sink(Streamed::Document(doc));
+        }
+        findings.append(&mut part.findings);
+        findings.extend(cause);
         if stop {
             break;
         }
     }
-    out
+    StreamEnd {
+        findings,
+        reading: Reading::Isolated,
+    }
 }
 
 fn too_many_documents(file: &Arc<str>, line: u32, limits: &YamlLimits) -> Finding {
@@ -171,9 +247,11 @@ fn too_many_documents(file: &Arc<str>, line: u32, limits: &YamlLimits) -> Findin
     )
 }
 
-/// The result of parsing one stream or chunk; `error` is set when it stopped early.
+/// The end of parsing one stream or chunk (its documents went to the sink); `error` is set when
+/// it stopped early.
 struct Parsed {
-    loaded: LoadedYaml,
+    /// Findings that belong to no finished document.
+    findings: Vec<Finding>,
     error: Option<LoadError>,
 }
 
@@ -186,6 +264,7 @@ enum LoadError {
     TooManyDocuments(Pos),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parse_chunk(
     file: &Arc<str>,
     text: &str,
@@ -194,6 +273,7 @@ fn parse_chunk(
     limits: &YamlLimits,
     alias_budget: usize,
     alias_spent: &mut usize,
+    sink: &mut dyn FnMut(YamlDocument),
 ) -> Parsed {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
@@ -210,7 +290,6 @@ fn parse_chunk(
         line_starts: None,
         templates: HashMap::new(),
     };
-    let mut loaded = LoadedYaml::default();
     let mut index = first_index;
     let error = loop {
         match b.next() {
@@ -232,7 +311,7 @@ fn parse_chunk(
                 }
                 let (value, positions) = b.build(root, false);
                 b.arena.clear();
-                loaded.documents.push(YamlDocument {
+                sink(YamlDocument {
                     index,
                     value,
                     positions,
@@ -247,8 +326,10 @@ fn parse_chunk(
     };
     *alias_spent = b.alias_spent;
     // Findings from a document that did not finish belong to it, which is now lost: keep them.
-    loaded.findings.append(&mut b.findings);
-    Parsed { loaded, error }
+    Parsed {
+        findings: b.findings,
+        error,
+    }
 }
 
 /// Key hash → entry index of a large mapping. Keys are hashed once with the process's random

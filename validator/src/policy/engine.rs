@@ -21,7 +21,7 @@ struct Setting {
     /// The configuration's override.
     forced: Option<Severity>,
     /// How to fix it, from the catalog.
-    help: String,
+    help: std::sync::Arc<str>,
 }
 
 /// Runs the rule catalog over objects. Build one per run; share it across threads.
@@ -53,13 +53,15 @@ impl PolicyEngine {
                     engine: engine_rule,
                     default: doc.map_or(Severity::Warning, |d| d.severity),
                     forced: if engine_rule { None } else { setting.severity },
-                    help: doc.map_or_else(String::new, |d| {
-                        format!(
-                            "{} (`tally policies explain {}`)",
-                            d.remediation.trim(),
-                            r.id
-                        )
-                    }),
+                    help: doc
+                        .map_or_else(String::new, |d| {
+                            format!(
+                                "{} (`tally policies explain {}`)",
+                                d.remediation.trim(),
+                                r.id
+                            )
+                        })
+                        .into(),
                 }
             })
             .collect();
@@ -74,12 +76,12 @@ impl PolicyEngine {
     }
 
     /// Indexes the whole set for cross-object rules: one cheap pass, before the per-object pass.
-    pub fn index<'a>(&self, objects: &'a [Object]) -> SetIndex<'a> {
+    pub fn index(&self, objects: &[Object]) -> SetIndex {
         SetIndex::build(objects)
     }
 
     /// Runs the per-object rules on one object. `index` is the whole set's.
-    pub fn check_object(&self, obj: &Object, index: &SetIndex<'_>) -> Vec<Finding> {
+    pub fn check_object(&self, obj: &Object, index: &SetIndex) -> Vec<Finding> {
         let mut out = Out::new(self);
         exempt::check_annotations(obj, &mut out);
         let subject = Subject {
@@ -96,7 +98,7 @@ impl PolicyEngine {
     }
 
     /// Runs the rules that judge the set as a whole (namespaces' guardrails).
-    pub fn check_set(&self, index: &SetIndex<'_>) -> Vec<Finding> {
+    pub fn check_set(&self, index: &SetIndex) -> Vec<Finding> {
         let mut out = Out::new(self);
         for (rule, setting) in RULES.iter().zip(&self.settings) {
             if let (Check::Set(check), true) = (&rule.check, setting.enabled) {

@@ -86,7 +86,7 @@ fn descriptor(report: &GateReport, id: &str, severity: Severity) -> Value {
                 .findings
                 .iter()
                 .filter(|f| f.rule == id)
-                .find_map(|f| f.help.clone())
+                .find_map(|f| f.help.as_deref().map(str::to_owned))
         });
     let full = match &help {
         Some(help) => format!("{title} {help}"),

@@ -35,7 +35,7 @@ pub(super) struct CrdVersion {
 }
 
 /// Whether an object is a CRD tally turns into schemas.
-pub(super) fn is_crd(object: &Object) -> bool {
+pub(crate) fn is_crd(object: &Object) -> bool {
     object.id.kind == CRD_KIND && object.id.api_version == CRD_API_VERSION
 }
 

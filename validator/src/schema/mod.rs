@@ -8,6 +8,8 @@
 //! checked with the cheap `is_valid` and only an invalid one pays for detailed errors.
 
 mod crd;
+
+pub(crate) use crd::is_crd;
 mod deprecations;
 mod embedded;
 mod locations;

@@ -114,7 +114,7 @@ pub(crate) fn pdb_exists(s: &Subject<'_>, out: &mut Out<'_>) {
         return;
     }
     let ns = obj.id.namespace.as_deref();
-    let covered = s.index.pdbs.iter().any(|pdb| {
+    let covered = s.index.pdbs().iter().any(|pdb| {
         same_namespace(pdb.id.namespace.as_deref(), ns)
             && pdb
                 .value

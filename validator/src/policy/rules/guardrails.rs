@@ -18,7 +18,7 @@ use super::{NAMESPACE_DEFAULT_DENY, NAMESPACE_HAS_QUOTA};
 
 /// Where a finding about namespace `ns` points.
 fn anchor<'a>(
-    index: &SetIndex<'a>,
+    index: &'a SetIndex,
     ns: &str,
     first_workload: &'a Object,
 ) -> (&'a Object, &'static str) {
@@ -29,7 +29,7 @@ fn anchor<'a>(
 }
 
 /// Every namespace that receives workloads has an unscoped ResourceQuota bounding cpu and memory.
-pub(crate) fn namespace_has_quota(index: &SetIndex<'_>, out: &mut Out<'_>) {
+pub(crate) fn namespace_has_quota(index: &SetIndex, out: &mut Out<'_>) {
     for (ns, first) in &index.workload_namespaces {
         let quotas = index.quotas.get(ns).map(Vec::as_slice).unwrap_or(&[]);
         let (mut cpu, mut memory) = (false, false);
@@ -162,14 +162,13 @@ fn selects_all(p: &Object) -> bool {
 
 /// Every namespace that receives workloads has NetworkPolicies selecting all its pods
 /// (`podSelector: {}`) that deny ingress and egress unless another policy allows it.
-pub(crate) fn namespace_default_deny(index: &SetIndex<'_>, out: &mut Out<'_>) {
+pub(crate) fn namespace_default_deny(index: &SetIndex, out: &mut Out<'_>) {
     for (ns, first) in &index.workload_namespaces {
         let all_pods: Vec<&Object> = index
             .network_policies
             .get(ns)
             .into_iter()
             .flatten()
-            .copied()
             .filter(|p| selects_all(p))
             .collect();
         let denied = |dir: Direction| {

@@ -120,11 +120,8 @@ pub(crate) fn ingress_backend_exists(s: &Subject<'_>, out: &mut Out<'_>) {
         };
         let services: Vec<&Object> = s
             .index
-            .services
-            .get(name)
-            .into_iter()
-            .flatten()
-            .copied()
+            .services_named(name)
+            .iter()
             .filter(|svc| same_namespace(svc.id.namespace.as_deref(), ns))
             .collect();
         if services.is_empty() {

@@ -132,7 +132,7 @@ pub(crate) struct Subject<'a> {
     /// Its pod template, when it has one.
     pub workload: Option<Workload<'a>>,
     /// The whole set.
-    pub index: &'a SetIndex<'a>,
+    pub index: &'a SetIndex,
 }
 
 /// How a rule runs.
@@ -140,7 +140,7 @@ pub(crate) enum Check {
     /// On every object, in the gate's parallel pass.
     Object(fn(&Subject<'_>, &mut Out<'_>)),
     /// Once, on the whole set.
-    Set(fn(&SetIndex<'_>, &mut Out<'_>)),
+    Set(fn(&SetIndex, &mut Out<'_>)),
     /// Raised by the engine itself (configuration, exemptions): always on, never exempted.
     Engine,
 }

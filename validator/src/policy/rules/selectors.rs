@@ -84,7 +84,7 @@ pub(crate) fn service_selects_pods(s: &Subject<'_>, out: &mut Out<'_>) {
     let ns = obj.id.namespace.as_deref();
     if s.index
         .pod_templates_near(ns)
-        .any(|t| map_selects(selector, t.labels))
+        .any(|t| map_selects(selector, t.labels.as_ref()))
     {
         return;
     }

@@ -155,10 +155,8 @@ pub(crate) fn stateful_workload_kind(s: &Subject<'_>, out: &mut Out<'_>) {
         // A claim the set shows to be shareable (ReadWriteMany, ReadOnlyMany) suits a Deployment.
         let shareable = s
             .index
-            .pvcs
-            .get(claim_name)
-            .into_iter()
-            .flatten()
+            .pvcs_named(claim_name)
+            .iter()
             .filter(|p| same_namespace(p.id.namespace.as_deref(), ns))
             .any(|p| {
                 p.value
