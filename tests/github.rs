@@ -168,3 +168,114 @@ fn diff_keeps_one_comment_per_environment_edited_in_place() {
     assert!(fake.comments().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_daemon_sets_a_commit_status_per_commit_and_rides_out_a_github_outage() {
+    use std::time::Duration;
+    use tally_fake_apiserver::{Config, FakeApiServer};
+
+    let fake = FakeGitHub::start();
+    // GitHub is down for the first reports: a rate limit, then a bad gateway.
+    fake.fail_next(&[(429, Some(1)), (502, None)]);
+    let server = FakeApiServer::start_in_background(
+        Config::default().with_ready_delay(Duration::from_millis(100)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = common::temp_dir("github-daemon");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let kubeconfig = dir.join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let repo = dir.join("repo");
+    let init = common::output(common::tally_command().arg("init").arg(&repo));
+    assert_eq!(init.status.code(), Some(0));
+    let first = common::commit_all(&repo, "first");
+    let log = dir.join("daemon.log");
+    let mut daemon = common::tally_command()
+        .args([
+            "run",
+            "--env",
+            "staging",
+            "--interval",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--repo")
+        .arg(format!("file://{}", repo.display()))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args([
+            "--github-repo",
+            "acme/platform",
+            "--github-api-url",
+            &fake.url,
+        ])
+        .env("TALLY_GITHUB_TOKEN", "secret-token")
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        for _ in 0..300 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("timed out waiting for {what}: {:?}\n{log}", fake.statuses());
+    };
+    let states = |sha: &str| -> Vec<String> {
+        fake.statuses()
+            .into_iter()
+            .filter(|(s, _, c, _)| s == sha && c == "tally/staging")
+            .map(|(_, state, _, _)| state)
+            .collect()
+    };
+    // The round applies while GitHub is down; the reports arrive once it is back.
+    eventually("the first commit reported", &|| {
+        states(&first) == ["pending", "success"]
+    });
+    assert!(
+        server
+            .store()
+            .get("configmaps", "tally-system", "tally-inventory-staging")
+            .is_some()
+    );
+
+    // A commit the gate rejects: failure, with the reason.
+    let api = repo.join("apps/api/manifests/api.yaml");
+    let text = std::fs::read_to_string(&api).unwrap_or_default();
+    std::fs::write(
+        &api,
+        text.replace(
+            "image: registry.example.com/shop/api:2.0.1",
+            "image: registry.example.com/shop/api:latest",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let second = common::commit_all(&repo, "latest");
+    eventually("the rejection reported", &|| {
+        states(&second).last().map(String::as_str) == Some("failure")
+    });
+    let description = fake
+        .statuses()
+        .into_iter()
+        .rfind(|(s, _, _, _)| *s == second)
+        .map(|(_, _, _, d)| d)
+        .unwrap_or_default();
+    assert!(description.contains("rejected"), "{description}");
+    // Quiet rounds on the same commit send nothing more.
+    let sent = fake.statuses().len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(fake.statuses().len(), sent);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!log.contains("secret-token"));
+    assert!(log.contains("trying again"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

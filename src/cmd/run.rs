@@ -79,7 +79,12 @@ pub struct RunArgs {
     github_token_file: Option<PathBuf>,
 
     /// The GitHub API's URL (GitHub Enterprise Server: `https://HOST/api/v3`).
-    #[arg(long, value_name = "URL", default_value = "https://api.github.com", requires = "github_repo")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://api.github.com",
+        requires = "github_repo"
+    )]
     github_api_url: String,
 
     /// A file holding the GitHub webhook secret; enables `POST /hooks/github`.

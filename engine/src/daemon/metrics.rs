@@ -436,7 +436,12 @@ impl Metrics {
             let reports = lock(&self.github_reports);
             for result in ["sent", "retried", "failed", "dropped"] {
                 let n = reports.get(result).copied().unwrap_or(0);
-                sample(&mut out, "tally_github_reports_total", &[("result", result)], n);
+                sample(
+                    &mut out,
+                    "tally_github_reports_total",
+                    &[("result", result)],
+                    n,
+                );
             }
         }
 
