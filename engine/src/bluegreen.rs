@@ -268,7 +268,7 @@ pub async fn read_states<C: Cluster>(
     namespace: &str,
     environment: &str,
 ) -> Result<BTreeMap<String, AppState>, ClusterError> {
-    let resource = core(cluster, "ConfigMap").await?;
+    let resource = crate::reconcile::served(cluster, "ConfigMap").await?;
     let name = states_name(environment);
     let listed = Owned::list(cluster, &resource, environment).await?;
     let Some(cm) = listed.get(cluster, namespace, &name).await? else {
@@ -292,7 +292,7 @@ pub async fn write_states<C: Cluster>(
     environment: &str,
     states: &BTreeMap<String, AppState>,
 ) -> Result<(), ClusterError> {
-    let resource = core(cluster, "ConfigMap").await?;
+    let resource = crate::reconcile::served(cluster, "ConfigMap").await?;
     let data: Map<String, Value> = states
         .iter()
         .map(|(app, s)| {
@@ -500,7 +500,7 @@ pub async fn prepare<C: Cluster>(
     }
     let recorded = read_states(cluster, inventory_namespace, &desired.environment).await?;
     out.states = recorded.clone();
-    let service_kind = core(cluster, "Service").await?;
+    let service_kind = crate::reconcile::served(cluster, "Service").await?;
     let deployment_kind = apps_deployment(cluster).await?;
     let services = Owned::list(cluster, &service_kind, &desired.environment).await?;
     let deployments = Owned::list(cluster, &deployment_kind, &desired.environment).await?;
@@ -1151,7 +1151,7 @@ async fn post_check<C: Cluster>(
     options: &AdvanceOptions,
 ) -> Result<Option<Outcome>, EngineError> {
     let app = r.app.app.clone();
-    let endpoints = core(cluster, "Endpoints").await?;
+    let endpoints = crate::reconcile::served(cluster, "Endpoints").await?;
     loop {
         let live = cluster
             .get(&endpoints, Some(&r.app.namespace), &r.app.service)
@@ -1236,7 +1236,7 @@ async fn switch<C: Cluster>(
     color: Color,
     params: &ApplyParams,
 ) -> Result<(), ClusterError> {
-    let services = core(cluster, "Service").await?;
+    let services = crate::reconcile::served(cluster, "Service").await?;
     let (ns, name) = crate::cluster::name_of(desired);
     let live = cluster.get(&services, ns, name).await?;
     let mut service = desired.clone();
@@ -1310,16 +1310,6 @@ async fn emit<C: Cluster>(
     }
 }
 
-async fn core<C: Cluster>(cluster: &C, kind: &str) -> Result<Resource, ClusterError> {
-    cluster
-        .resource("v1", kind)
-        .await?
-        .ok_or_else(|| ClusterError::UnknownKind {
-            api_version: "v1".into(),
-            kind: kind.into(),
-        })
-}
-
 async fn apps_deployment<C: Cluster>(cluster: &C) -> Result<Resource, ClusterError> {
     cluster
         .resource("apps/v1", "Deployment")
@@ -1375,7 +1365,7 @@ pub async fn rollback<C: Cluster>(
     };
     let ns = bg.namespace.as_str();
     let mut states = read_states(cluster, &options.inventory_namespace, env).await?;
-    let service_kind = core(cluster, "Service").await?;
+    let service_kind = crate::reconcile::served(cluster, "Service").await?;
     let deployment_kind = apps_deployment(cluster).await?;
     let services = Owned::list(cluster, &service_kind, env).await?;
     let deployments = Owned::list(cluster, &deployment_kind, env).await?;

@@ -576,7 +576,7 @@ pub async fn ensure_namespace<C: Cluster>(cluster: &C, name: &str) -> Result<(),
 }
 
 /// The core (`v1`) kind's resource, which every cluster serves.
-async fn served<C: Cluster>(
+pub(crate) async fn served<C: Cluster>(
     cluster: &C,
     kind: &str,
 ) -> Result<crate::cluster::Resource, ClusterError> {

@@ -12,7 +12,6 @@ use tally_validator::policy::{self, PolicyConfig};
 use tally_validator::report::{self, Format, ReportOptions};
 use tally_validator::schema::{MissingSchema, SchemaOptions};
 use tally_validator::unit::UnitOptions;
-use tally_validator::yaml::YamlLimits;
 
 use crate::args::FailOn;
 use crate::exit::{CommandResult, Exit};
@@ -163,17 +162,13 @@ fn parse_output(s: &str) -> Result<(Format, PathBuf), String> {
 
 /// The limits the flags ask for, `default` (the repo's, or the built-in ones) for the others.
 fn input_limits(args: &ValidateArgs, default: InputLimits) -> InputLimits {
-    InputLimits {
-        max_file_bytes: args.max_file_size.unwrap_or(default.max_file_bytes),
-        max_total_bytes: args.max_input_size.unwrap_or(default.max_total_bytes),
-        yaml: YamlLimits {
-            max_documents: args.max_documents.unwrap_or(default.yaml.max_documents),
-            max_depth: args
-                .max_depth
-                .unwrap_or(default.yaml.max_depth)
-                .min(tally_validator::yaml::DEPTH_CEILING),
-        },
+    tally_layout::model::LimitsSpec {
+        max_file_size: args.max_file_size,
+        max_input_size: args.max_input_size,
+        max_documents: args.max_documents,
+        max_depth: args.max_depth,
     }
+    .over(default)
 }
 
 /// Runs the gate and writes the reports.
