@@ -679,6 +679,17 @@ fn the_daemon_releases_a_new_template_and_counts_the_switch() {
         "{:#?}",
         c.server.request_log()
     );
+
+    // A rollback by hand is seen by the daemon and counted once; it does not release again.
+    let out = c.tally("rollback", "c2", &["web"]);
+    assert_eq!(out.status.code(), Some(0), "{}", self::text(&out));
+    let rolled_back = "tally_bluegreen_releases_total{app=\"web\",outcome=\"rolled_back\"} 1";
+    eventually("the rollback counted", &c, 1, || {
+        metrics(&addr).contains(rolled_back)
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(c.selector_color("web"), "blue");
+    assert!(metrics(&addr).contains(rolled_back));
     daemon.kill().unwrap_or_else(|e| panic!("{e}"));
     let _ = daemon.wait();
 }

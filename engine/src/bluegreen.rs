@@ -936,6 +936,11 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Rolled back by `tally rollback` (seen by the daemon in the recorded state).
+    RolledBack {
+        /// The app.
+        app: String,
+    },
     /// Still in flight (the apply did not finish); tried again next round.
     Pending {
         /// The app.
@@ -963,6 +968,7 @@ impl Outcome {
                 format!("{app}: switched back after the switch: {reason}")
             }
             Outcome::Pending { app, reason } => format!("{app}: release pending: {reason}"),
+            Outcome::RolledBack { app } => format!("{app}: rolled back by `tally rollback`"),
         }
     }
 

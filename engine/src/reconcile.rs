@@ -140,6 +140,9 @@ pub struct State {
     /// The gate's verdict on the last commit read, and its rendering: a commit is gated and
     /// rendered once, not at every interval.
     gated: Option<Gated>,
+    /// Per blue/green app, the time of the last rollback (`tally rollback`) this daemon has
+    /// seen recorded, so each is counted once.
+    rollbacks_seen: BTreeMap<String, u64>,
 }
 
 /// A commit the gate has judged: its desired state, or why it cannot be applied.
@@ -317,6 +320,15 @@ async fn round<C: Cluster>(
             };
         }
     };
+    // A rollback is made by `tally rollback`; the daemon sees it recorded and counts it once.
+    for (app, s) in &releases.states {
+        if s.phase == bluegreen::Phase::RolledBack
+            && let Some(at) = s.switched_at
+            && state.rollbacks_seen.insert(app.clone(), at) != Some(at)
+        {
+            releases_done.push(bluegreen::Outcome::RolledBack { app: app.clone() });
+        }
+    }
     let (outcome, clean) = plan_and_apply(cluster, desired, commit, settings, state, health).await;
     if releases.steps.is_empty() && !releases.changed {
         return outcome;

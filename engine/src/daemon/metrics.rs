@@ -401,7 +401,7 @@ impl Metrics {
             &mut out,
             "tally_bluegreen_releases_total",
             "counter",
-            "Blue/green releases by app and outcome: switched, aborted (before the switch), switched_back (by the post-switch check).",
+            "Blue/green releases by app and outcome: switched, aborted (before the switch), switched_back (by the post-switch check), rolled_back (by tally rollback, as the daemon saw it recorded).",
         );
         for ((app, outcome), n) in lock(&self.releases).iter() {
             sample(

@@ -313,6 +313,7 @@ fn observe(metrics: &Metrics, environment: &str, record: &Record) {
             R::Switched { app, took, .. } => metrics.release(app, "switched", Some(*took)),
             R::Aborted { app, .. } => metrics.release(app, "aborted", None),
             R::SwitchedBack { app, .. } => metrics.release(app, "switched_back", None),
+            R::RolledBack { app } => metrics.release(app, "rolled_back", None),
             R::Waiting { .. } | R::Pending { .. } => {}
         }
     }
