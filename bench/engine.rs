@@ -679,6 +679,9 @@ fn print_counters(c: &Counters) {
         .map(|(v, r, n)| format!("{v} {r} {n}"))
         .collect();
     if !writes.is_empty() {
-        println!("  writes by resource: {}", writes.join(", "));
+        println!(
+            "  writes by resource (dry runs included): {}",
+            writes.join(", ")
+        );
     }
 }
