@@ -161,13 +161,7 @@ impl Drop for Cluster {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::text;
 
 const IMAGE: &str = "registry.example.com/shop/web";
 

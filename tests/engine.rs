@@ -151,13 +151,7 @@ impl Drop for Cluster {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::text;
 
 #[test]
 fn first_apply_then_a_no_op_reconcile_that_writes_nothing() {

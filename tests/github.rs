@@ -26,13 +26,7 @@ fn tally(fake: &FakeGitHub, args: &[&str], token: Option<&str>, summary: &Path) 
     common::output(&mut cmd)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::text;
 
 #[test]
 fn validate_publishes_a_check_run_with_every_finding_as_an_annotation() {

@@ -101,3 +101,12 @@ pub fn commit_all(dir: &std::path::Path, message: &str) -> String {
     .unwrap_or_else(|e| panic!("{e}"))
     .to_string()
 }
+
+/// Stdout then stderr of a finished command, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
