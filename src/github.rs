@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::Value;
-use tally_github::{Annotation, CheckRun, Conclusion, GitHub, Level};
+use tally_github::{Annotation, App, Auth, CheckRun, Conclusion, Credentials, GitHub, Level};
 use tally_validator::gate::GateReport;
 use tally_validator::{Finding, Severity};
 
@@ -44,12 +44,62 @@ pub struct GithubArgs {
     /// Server: `https://HOST/api/v3`).
     #[arg(long, value_name = "URL", requires = "github")]
     pub github_api_url: Option<String>,
+
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+/// A GitHub App's credentials, instead of a token.
+#[derive(Args, Clone, Debug, Default)]
+pub struct AppArgs {
+    /// Authenticate as this GitHub App (with `--github-app-installation` and
+    /// `--github-app-key-file`): tally signs a JWT with the App's key and uses installation
+    /// tokens, exchanged again before they expire.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires_all = ["github_app_installation", "github_app_key_file"]
+    )]
+    pub github_app_id: Option<u64>,
+
+    /// The App's installation on the repository's owner.
+    #[arg(long, value_name = "ID", requires = "github_app_id")]
+    pub github_app_installation: Option<u64>,
+
+    /// The App's private key (PEM, as GitHub hands it out), read at each token exchange.
+    #[arg(long, value_name = "PATH", requires = "github_app_id")]
+    pub github_app_key_file: Option<PathBuf>,
+}
+
+impl AppArgs {
+    /// The credentials: the App's, else the token file, else the token in environment
+    /// variable `token_env`; `None` without any.
+    pub fn credentials(&self, token_file: Option<&Path>, token_env: &str) -> Option<Credentials> {
+        if let (Some(id), Some(installation), Some(key_file)) = (
+            self.github_app_id,
+            self.github_app_installation,
+            &self.github_app_key_file,
+        ) {
+            return Some(Credentials::App(App {
+                id,
+                installation,
+                key_file: key_file.clone(),
+            }));
+        }
+        if let Some(file) = token_file {
+            return Some(Credentials::TokenFile(file.to_owned()));
+        }
+        std::env::var(token_env)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(Credentials::Token)
+    }
 }
 
 /// Where to report, resolved from the flags and the environment.
 pub struct Target {
     api_url: String,
-    token: Option<String>,
+    credentials: Option<Credentials>,
     repository: String,
     sha: Option<String>,
     pr: Option<u64>,
@@ -66,15 +116,9 @@ impl GithubArgs {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null);
-        let token = match &self.github_token_file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| format!("--github-token-file {}: {e}", path.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
-            None => env("GITHUB_TOKEN"),
-        };
+        let credentials = self
+            .app
+            .credentials(self.github_token_file.as_deref(), "GITHUB_TOKEN");
         let repository = self
             .github_repository
             .clone()
@@ -101,7 +145,7 @@ impl GithubArgs {
                 .clone()
                 .or_else(|| env("GITHUB_API_URL"))
                 .unwrap_or_else(|| "https://api.github.com".into()),
-            token: token.filter(|t| !t.is_empty()),
+            credentials,
             repository,
             sha,
             pr,
@@ -111,12 +155,15 @@ impl GithubArgs {
 
 impl Target {
     /// A client, or why there is none (said once on stderr; the caller falls back).
-    fn client(&self) -> Option<GitHub> {
-        let Some(token) = &self.token else {
-            fallback("no GitHub token (GITHUB_TOKEN or --github-token-file)");
+    async fn client(&self) -> Option<GitHub> {
+        let Some(credentials) = &self.credentials else {
+            fallback("no GitHub token (GITHUB_TOKEN, --github-token-file or a GitHub App)");
             return None;
         };
-        match GitHub::new(&self.api_url, token, &self.repository) {
+        match Auth::new(&self.api_url, credentials.clone())
+            .client(&self.repository)
+            .await
+        {
             Ok(c) => Some(c),
             Err(e) => {
                 fallback(&e.to_string());
@@ -134,7 +181,7 @@ impl Target {
         let run = check_of(name, sha, report, fail_on);
         let outcome = runtime().and_then(|rt| {
             rt.block_on(async {
-                let Some(client) = self.client() else {
+                let Some(client) = self.client().await else {
                     return Ok(None);
                 };
                 client
@@ -173,7 +220,7 @@ impl Target {
         };
         let outcome = runtime().and_then(|rt| {
             rt.block_on(async {
-                let Some(client) = self.client() else {
+                let Some(client) = self.client().await else {
                     return Ok(false);
                 };
                 for (env, body) in per_env {

@@ -163,31 +163,39 @@ fn diff_keeps_one_comment_per_environment_edited_in_place() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn the_daemon_sets_a_commit_status_per_commit_and_rides_out_a_github_outage() {
-    use std::time::Duration;
-    use tally_fake_apiserver::{Config, FakeApiServer};
+/// The daemon following a repo made by `tally init` (committed once), against the fake API
+/// server, reporting to `fake` with `github` flags and the environment `env`.
+struct Daemon {
+    _server: tally_fake_apiserver::Handle,
+    store: tally_fake_apiserver::Store,
+    dir: std::path::PathBuf,
+    repo: std::path::PathBuf,
+    first: String,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+}
 
-    let fake = FakeGitHub::start();
-    // GitHub is down for the first reports: a rate limit, then a bad gateway.
-    fake.fail_next(&[(429, Some(1)), (502, None)]);
-    let server = FakeApiServer::start_in_background(
-        Config::default().with_ready_delay(Duration::from_millis(100)),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let dir = common::temp_dir("github-daemon");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let kubeconfig = dir.join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig)
+impl Daemon {
+    fn start(fake: &FakeGitHub, name: &str, github: &[&str], env: &[(&str, &str)]) -> Daemon {
+        use std::time::Duration;
+        use tally_fake_apiserver::{Config, FakeApiServer};
+        let server = FakeApiServer::start_in_background(
+            Config::default().with_ready_delay(Duration::from_millis(100)),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-    let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
-    let first = common::commit_all(&repo, "first");
-    let log = dir.join("daemon.log");
-    let mut daemon = common::tally_command()
-        .args([
+        let dir = common::temp_dir(name);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let kubeconfig = dir.join("kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let repo = dir.join("repo");
+        let init = common::output(common::tally_command().arg("init").arg(&repo));
+        assert_eq!(init.status.code(), Some(0));
+        let first = common::commit_all(&repo, "first");
+        let log = dir.join("daemon.log");
+        let mut cmd = common::tally_command();
+        cmd.args([
             "run",
             "--env",
             "staging",
@@ -208,20 +216,77 @@ fn the_daemon_sets_a_commit_status_per_commit_and_rides_out_a_github_outage() {
             "--github-api-url",
             &fake.url,
         ])
-        .env("TALLY_GITHUB_TOKEN", "secret-token")
-        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        .args(github)
+        .env_remove("TALLY_GITHUB_TOKEN")
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
+        Daemon {
+            store: server.store(),
+            _server: server,
+            dir,
+            repo,
+            first,
+            log,
+            child,
+        }
+    }
+
+    fn eventually(&self, fake: &FakeGitHub, what: &str, check: &dyn Fn() -> bool) {
         for _ in 0..300 {
             if check() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let log = std::fs::read_to_string(&log).unwrap_or_default();
-        panic!("timed out waiting for {what}: {:?}\n{log}", fake.statuses());
-    };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!(
+            "timed out waiting for {what}: {:?} {:?}\n{log}",
+            fake.statuses(),
+            fake.deployment_statuses()
+        );
+    }
+
+    /// Commits an image tag the gate rejects (`latest`); returns the commit.
+    fn commit_rejected(&self) -> String {
+        let api = self.repo.join("apps/api/manifests/api.yaml");
+        let text = std::fs::read_to_string(&api).unwrap_or_default();
+        std::fs::write(
+            &api,
+            text.replace(
+                "image: registry.example.com/shop/api:2.0.1",
+                "image: registry.example.com/shop/api:latest",
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        common::commit_all(&self.repo, "latest")
+    }
+
+    /// Stops the daemon; its log.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        log
+    }
+}
+
+#[test]
+fn the_daemon_sets_a_commit_status_per_commit_and_rides_out_a_github_outage() {
+    use std::time::Duration;
+
+    let fake = FakeGitHub::start();
+    // GitHub is down for the first reports: a rate limit, then a bad gateway.
+    fake.fail_next(&[(429, Some(1)), (502, None)]);
+    let daemon = Daemon::start(
+        &fake,
+        "github-daemon",
+        &[],
+        &[("TALLY_GITHUB_TOKEN", "secret-token")],
+    );
     let states = |sha: &str| -> Vec<String> {
         fake.statuses()
             .into_iter()
@@ -230,29 +295,20 @@ fn the_daemon_sets_a_commit_status_per_commit_and_rides_out_a_github_outage() {
             .collect()
     };
     // The round applies while GitHub is down; the reports arrive once it is back.
-    eventually("the first commit reported", &|| {
+    let first = daemon.first.clone();
+    daemon.eventually(&fake, "the first commit reported", &|| {
         states(&first) == ["pending", "success"]
     });
     assert!(
-        server
-            .store()
+        daemon
+            .store
             .get("configmaps", "tally-system", "tally-inventory-staging")
             .is_some()
     );
 
     // A commit the gate rejects: failure, with the reason.
-    let api = repo.join("apps/api/manifests/api.yaml");
-    let text = std::fs::read_to_string(&api).unwrap_or_default();
-    std::fs::write(
-        &api,
-        text.replace(
-            "image: registry.example.com/shop/api:2.0.1",
-            "image: registry.example.com/shop/api:latest",
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let second = common::commit_all(&repo, "latest");
-    eventually("the rejection reported", &|| {
+    let second = daemon.commit_rejected();
+    daemon.eventually(&fake, "the rejection reported", &|| {
         states(&second).last().map(String::as_str) == Some("failure")
     });
     let description = fake
@@ -266,10 +322,66 @@ fn the_daemon_sets_a_commit_status_per_commit_and_rides_out_a_github_outage() {
     let sent = fake.statuses().len();
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(fake.statuses().len(), sent);
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    let log = daemon.stop();
     assert!(!log.contains("secret-token"));
     assert!(log.contains("trying again"), "{log}");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_daemon_as_a_github_app_records_a_deployment_per_commit() {
+    let fake = FakeGitHub::start();
+    let key = include_str!("../github/tests/fake/app-key.pem");
+    fake.app(7, 42, key, 3600);
+    let keys = common::temp_dir("github-app-key");
+    std::fs::create_dir_all(&keys).unwrap_or_else(|e| panic!("{e}"));
+    let key_file = keys.join("app.pem");
+    std::fs::write(&key_file, key).unwrap_or_else(|e| panic!("{e}"));
+    let daemon = Daemon::start(
+        &fake,
+        "github-app-daemon",
+        &[
+            "--github-deployments",
+            "--github-app-id",
+            "7",
+            "--github-app-installation",
+            "42",
+            "--github-app-key-file",
+            &key_file.to_string_lossy(),
+        ],
+        &[],
+    );
+    let deployed = |sha: &str| -> Vec<String> {
+        let ids: Vec<u64> = fake
+            .deployments()
+            .into_iter()
+            .filter(|(_, r, e)| r == sha && e == "staging")
+            .map(|(id, _, _)| id)
+            .collect();
+        fake.deployment_statuses()
+            .into_iter()
+            .filter(|(id, _, _)| ids.contains(id))
+            .map(|(_, state, _)| state)
+            .collect()
+    };
+    let first = daemon.first.clone();
+    daemon.eventually(&fake, "the first deployment", &|| {
+        deployed(&first) == ["in_progress", "success"]
+    });
+    // The gate's rejection is a deployment that errored: never applied.
+    let second = daemon.commit_rejected();
+    daemon.eventually(&fake, "the rejected deployment", &|| {
+        deployed(&second) == ["in_progress", "error"]
+    });
+    // One deployment per commit, every request with the installation token, one exchange.
+    assert_eq!(fake.deployments().len(), 2);
+    assert_eq!(fake.tokens().len(), 1);
+    assert!(
+        fake.statuses()
+            .iter()
+            .any(|(s, state, _, _)| *s == second && state == "failure")
+    );
+    let log = daemon.stop();
+    let _ = std::fs::remove_dir_all(&keys);
+    assert!(!log.contains("ghs_fake"), "{log}");
+    assert!(log.contains("installation token obtained"), "{log}");
 }

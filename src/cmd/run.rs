@@ -87,6 +87,14 @@ pub struct RunArgs {
     )]
     github_api_url: String,
 
+    /// Also record a GitHub Deployment per commit to the environment, with its statuses
+    /// (in_progress, then success, failure, or error when the gate rejected it).
+    #[arg(long, requires = "github_repo")]
+    github_deployments: bool,
+
+    #[command(flatten)]
+    github_app: crate::github::AppArgs,
+
     /// A file holding the GitHub webhook secret; enables `POST /hooks/github`.
     #[arg(long, value_name = "PATH", requires = "listen")]
     webhook_secret_file: Option<PathBuf>,
@@ -224,13 +232,21 @@ fn config(args: RunArgs) -> Result<DaemonConfig, String> {
         webhook_secret,
         leader_election,
         branch: args.branch,
-        github: args.github_repo.map(|repository| GithubReporting {
-            api_url: args.github_api_url,
-            repository,
-            token_file: args.github_token_file,
-            token: std::env::var("TALLY_GITHUB_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
-        }),
+        github: match args.github_repo {
+            Some(repository) => Some(GithubReporting {
+                api_url: args.github_api_url,
+                repository,
+                credentials: args
+                    .github_app
+                    .credentials(args.github_token_file.as_deref(), "TALLY_GITHUB_TOKEN")
+                    .ok_or(
+                        "--github-repo needs credentials: --github-token-file, TALLY_GITHUB_TOKEN, \
+                         or a GitHub App (--github-app-id, --github-app-installation, \
+                         --github-app-key-file)",
+                    )?,
+                deployments: args.github_deployments,
+            }),
+            None => None,
+        },
     })
 }

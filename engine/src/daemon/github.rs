@@ -1,19 +1,23 @@
 //! The daemon reports back to GitHub: a commit status `tally/<env>` on each commit it handles,
 //! `pending` while a new commit is applied, then `success` (applied and healthy) or `failure`
-//! (the gate rejected it, or the apply or a release failed), with the reason.
+//! (the gate rejected it, or the apply or a release failed), with the reason. With
+//! `--github-deployments`, each commit also gets a GitHub Deployment to the environment, with
+//! the statuses `in_progress`, then `success`, `failure` (the apply failed) or `error` (the
+//! gate rejected it: never applied); GitHub then shows the environment's history and which
+//! commit is live.
 //!
 //! Reporting never blocks or fails a round: rounds put reports on a bounded queue (a full queue
 //! drops the report and counts it), and one task delivers them, trying again on a 429, a spent
 //! rate limit or a 5xx after GitHub's `Retry-After` (or its rate limit's reset, else a growing
 //! pause), giving up on any other answer. Every outcome is counted in
 //! `tally_github_reports_total{result}`. The token is read from its file at each delivery, so a
-//! rotated Secret is picked up; it never appears in a log or an error.
+//! rotated Secret is picked up; a GitHub App's installation token is kept and exchanged again
+//! before it expires. No token appears in a log or an error.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_github::{GitHub, StatusError, StatusState};
+use tally_github::{Auth, Credentials, DeploymentState, Error, GitHub, Retries, StatusState};
 use tokio::sync::mpsc;
 
 use super::Metrics;
@@ -26,10 +30,10 @@ pub struct GithubReporting {
     pub api_url: String,
     /// `OWNER/NAME`.
     pub repository: String,
-    /// A file holding the token, read at each delivery.
-    pub token_file: Option<PathBuf>,
-    /// The token itself (from the environment), when there is no file.
-    pub token: Option<String>,
+    /// Who tally is: a token, a token file (read at each delivery) or a GitHub App.
+    pub credentials: Credentials,
+    /// Also a GitHub Deployment per commit (`--github-deployments`).
+    pub deployments: bool,
 }
 
 /// One commit status to set.
@@ -39,6 +43,8 @@ pub struct CommitReport {
     pub commit: String,
     /// Its state.
     pub state: StatusState,
+    /// The deployment's state.
+    pub deployment: DeploymentState,
     /// Why, in one line.
     pub description: String,
 }
@@ -63,8 +69,12 @@ impl Reporter {
     /// Starts the delivery task for `environment`.
     pub fn start(config: GithubReporting, environment: &str, metrics: Arc<Metrics>) -> Reporter {
         let (queue, reports) = mpsc::channel(QUEUE);
-        let context = format!("tally/{environment}");
-        tokio::spawn(deliver(config, context, reports, Arc::clone(&metrics)));
+        tokio::spawn(deliver(
+            config,
+            environment.to_owned(),
+            reports,
+            Arc::clone(&metrics),
+        ));
         Reporter {
             queue,
             last: None,
@@ -80,23 +90,34 @@ impl Reporter {
         self.send(CommitReport {
             commit: commit.to_owned(),
             state: StatusState::Pending,
+            deployment: DeploymentState::InProgress,
             description: format!("applying to {environment}"),
         });
     }
 
     /// A round ended with `record`.
     pub fn finished(&mut self, record: &Record, environment: &str) {
-        let (state, description) = match &record.outcome {
-            Outcome::Applied { .. } | Outcome::NoChange | Outcome::Drifted { .. } => {
-                (StatusState::Success, format!("applied to {environment}"))
-            }
-            Outcome::Rejected { .. } | Outcome::Failed { .. } => {
-                (StatusState::Failure, record.outcome.message())
-            }
+        let (state, deployment, description) = match &record.outcome {
+            Outcome::Applied { .. } | Outcome::NoChange | Outcome::Drifted { .. } => (
+                StatusState::Success,
+                DeploymentState::Success,
+                format!("applied to {environment}"),
+            ),
+            Outcome::Rejected { .. } => (
+                StatusState::Failure,
+                DeploymentState::Error,
+                record.outcome.message(),
+            ),
+            Outcome::Failed { .. } => (
+                StatusState::Failure,
+                DeploymentState::Failure,
+                record.outcome.message(),
+            ),
         };
         self.send(CommitReport {
             commit: record.commit.clone(),
             state,
+            deployment,
             description,
         });
     }
@@ -114,35 +135,45 @@ impl Reporter {
 
 async fn deliver(
     config: GithubReporting,
-    context: String,
+    environment: String,
     mut reports: mpsc::Receiver<CommitReport>,
     metrics: Arc<Metrics>,
 ) {
+    let auth = Auth::new(&config.api_url, config.credentials.clone());
+    let context = format!("tally/{environment}");
+    // The deployment of the commit last reported, once created.
+    let mut deployment: Option<(String, u64)> = None;
     while let Some(report) = reports.recv().await {
         let mut pause = Duration::from_secs(1);
         for attempt in 1..=ATTEMPTS {
-            let outcome = match client(&config) {
+            let outcome = match client(&auth, &config.repository).await {
                 Ok(gh) => {
-                    gh.commit_status(&report.commit, report.state, &context, &report.description)
-                        .await
+                    deliver_one(
+                        &gh,
+                        &report,
+                        &context,
+                        &environment,
+                        config.deployments.then_some(&mut deployment),
+                    )
+                    .await
                 }
-                Err(e) => Err(StatusError::Fatal(e)),
+                Err(e) => Err(e),
             };
             match outcome {
                 Ok(()) => {
                     metrics.github_report("sent");
                     break;
                 }
-                Err(StatusError::Retry { after, message }) if attempt < ATTEMPTS => {
+                Err(Error::Busy { after, message, .. }) if attempt < ATTEMPTS => {
                     metrics.github_report("retried");
                     let wait = after.unwrap_or(pause).min(MAX_PAUSE);
-                    tracing::warn!(error = %message, wait_s = wait.as_secs_f64(), "GitHub commit status: trying again");
+                    tracing::warn!(error = %message, wait_s = wait.as_secs_f64(), "GitHub report: trying again");
                     tokio::time::sleep(wait).await;
                     pause = (pause * 2).min(MAX_PAUSE);
                 }
                 Err(e) => {
                     metrics.github_report("failed");
-                    tracing::warn!(error = %e, commit = %report.commit, "GitHub commit status not set");
+                    tracing::warn!(error = %e, commit = %report.commit, "GitHub report not delivered");
                     break;
                 }
             }
@@ -150,12 +181,44 @@ async fn deliver(
     }
 }
 
-fn client(config: &GithubReporting) -> Result<GitHub, tally_github::Error> {
-    let token = match &config.token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map(|t| t.trim().to_owned())
-            .map_err(|e| tally_github::Error::Client(format!("{}: {e}", path.display())))?,
-        None => config.token.clone().unwrap_or_default(),
+/// Sets the commit status, then (with deployments) the deployment's status, creating the
+/// commit's deployment first when there is none yet. A retry after a failure sends both again:
+/// statuses are idempotent, and the deployment is created once.
+async fn deliver_one(
+    gh: &GitHub,
+    report: &CommitReport,
+    context: &str,
+    environment: &str,
+    deployment: Option<&mut Option<(String, u64)>>,
+) -> Result<(), Error> {
+    gh.commit_status(&report.commit, report.state, context, &report.description)
+        .await?;
+    let Some(deployment) = deployment else {
+        return Ok(());
     };
-    GitHub::new(&config.api_url, &token, &config.repository)
+    let id = match deployment {
+        Some((commit, id)) if *commit == report.commit => *id,
+        _ => {
+            let description = format!("tally applies {} to {environment}", short(&report.commit));
+            let id = gh
+                .deployment(&report.commit, environment, &description)
+                .await?;
+            *deployment = Some((report.commit.clone(), id));
+            id
+        }
+    };
+    gh.deployment_status(id, report.deployment, &report.description)
+        .await
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// A client with a token valid now. The queue does the retrying, so the client sends once.
+async fn client(auth: &Auth, repository: &str) -> Result<GitHub, Error> {
+    Ok(auth.client(repository).await?.with_retries(Retries {
+        attempts: 1,
+        max_wait: Duration::ZERO,
+    }))
 }
