@@ -172,13 +172,24 @@ impl Target {
         }
     }
 
-    /// Publishes a gate report as the check run `name`.
-    pub fn check_run(&self, name: &str, report: &GateReport, fail_on: Option<Severity>) {
+    /// Publishes a gate report as the check run `name`, with `diff` (markdown: what the change
+    /// does to the environment) after the counts.
+    pub fn check_run(
+        &self,
+        name: &str,
+        report: &GateReport,
+        fail_on: Option<Severity>,
+        diff: Option<&str>,
+    ) {
         let Some(sha) = &self.sha else {
             fallback("no commit to report on (--github-sha, or GITHUB_SHA)");
             return;
         };
-        let run = check_of(name, sha, report, fail_on);
+        let mut run = check_of(name, sha, report, fail_on);
+        if let Some(diff) = diff {
+            run.summary.push_str("\n## What the change does\n\n");
+            run.summary.push_str(diff);
+        }
         let outcome = runtime().and_then(|rt| {
             rt.block_on(async {
                 let Some(client) = self.client().await else {
@@ -214,28 +225,27 @@ impl Target {
     /// Keeps one comment per environment on the pull request: `body` (markdown) edits it in
     /// place, `None` (no change) deletes it.
     pub fn comments(&self, per_env: &[(String, Option<String>)]) {
+        match runtime() {
+            Ok(rt) => rt.block_on(self.comment(per_env)),
+            Err(e) => fallback(&e),
+        }
+    }
+
+    /// [`Target::comments`], inside a runtime.
+    pub async fn comment(&self, per_env: &[(String, Option<String>)]) {
         let Some(pr) = self.pr else {
             fallback("no pull request (--github-pr, or a pull_request event)");
             return;
         };
-        let outcome = runtime().and_then(|rt| {
-            rt.block_on(async {
-                let Some(client) = self.client().await else {
-                    return Ok(false);
-                };
-                for (env, body) in per_env {
-                    let marker = tally_github::comment_marker(env);
-                    let action = client
-                        .sticky_comment(pr, &marker, body.as_deref())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    eprintln!("tally: pull request #{pr}, {env}: {action:?}");
-                }
-                Ok(true)
-            })
-        });
-        if let Err(e) = outcome {
-            fallback(&e);
+        let Some(client) = self.client().await else {
+            return;
+        };
+        for (env, body) in per_env {
+            let marker = tally_github::comment_marker(env);
+            match client.sticky_comment(pr, &marker, body.as_deref()).await {
+                Ok(action) => eprintln!("tally: pull request #{pr}, {env}: {action:?}"),
+                Err(e) => return fallback(&e.to_string()),
+            }
         }
     }
 }
@@ -265,6 +275,47 @@ pub fn summary(markdown: &str) {
     if let Err(e) = written {
         tracing::warn!(file = %Path::new(&path).display(), error = %e, "the job summary could not be written");
     }
+}
+
+/// The comment of a live plan: what applying `commit` would do to `environment`'s cluster.
+pub fn plan_markdown(environment: &str, commit: &str, text: &str) -> String {
+    let lines = text.lines().count();
+    let block = format!("```diff\n{}\n```\n", text.trim_end());
+    let short = commit.get(..12).unwrap_or(commit);
+    let mut out = format!(
+        "### {environment}: the plan against the live cluster\n\nWhat `tally apply` of {short} would do now.\n\n"
+    );
+    if lines > 40 {
+        out.push_str(&format!(
+            "<details><summary>{lines} lines</summary>\n\n{block}\n</details>\n"
+        ));
+    } else {
+        out.push_str(&block);
+    }
+    out
+}
+
+/// The comment of an environment the gate rejects: nothing would be applied.
+pub fn rejected_markdown(environment: &str, report: &GateReport) -> String {
+    let counted = || report.findings.iter().filter(|f| f.exempted.is_none());
+    let errors = counted().filter(|f| f.severity == Severity::Error).count();
+    let mut out = format!(
+        "### {environment}: rejected by the gate\n\n{errors} errors; nothing would be applied. \
+         The check run `tally / {environment}` shows each at its line.\n\n"
+    );
+    for f in counted().filter(|f| f.severity == Severity::Error).take(20) {
+        out.push_str(&format!(
+            "- `{}:{}` {}: {}\n",
+            relative(&f.file, std::env::var("GITHUB_WORKSPACE").ok().as_deref()),
+            f.pos.line,
+            f.rule,
+            tally_validator::text::escape(&f.message)
+        ));
+    }
+    if errors > 20 {
+        out.push_str(&format!("- and {} more\n", errors - 20));
+    }
+    out
 }
 
 /// The check run of a gate report.

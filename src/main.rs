@@ -62,7 +62,7 @@ enum Command {
     ///
     /// Exit status: 0 no changes, 3 changes pending, 1 the gate rejected the commit, 2 usage,
     /// I/O or cluster errors.
-    Plan(cmd::deploy::PlanArgs),
+    Plan(cmd::deploy::PlanCommand),
     /// Plan, then apply: server-side apply in waves, wait for health, prune what left git.
     ///
     /// Exit status: 0 applied and healthy, 1 the gate rejected the commit (nothing applied), 4

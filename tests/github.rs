@@ -385,3 +385,120 @@ fn the_daemon_as_a_github_app_records_a_deployment_per_commit() {
     assert!(!log.contains("ghs_fake"), "{log}");
     assert!(log.contains("installation token obtained"), "{log}");
 }
+
+#[test]
+fn validate_on_a_repo_publishes_one_check_run_per_environment_with_its_diff() {
+    let fake = FakeGitHub::start();
+    let dir = common::temp_dir("github-validate-repo");
+    let repo = dir.join("repo");
+    let init = common::output(common::tally_command().arg("init").arg(&repo));
+    assert_eq!(init.status.code(), Some(0));
+    common::commit_all(&repo, "base");
+    let env_file = repo.join("environments/staging/environment.yaml");
+    let t = std::fs::read_to_string(&env_file).unwrap_or_default();
+    std::fs::write(&env_file, t.replace("web: 1.5.0-rc.1", "web: 1.5.0-rc.2"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let summary = dir.join("summary.md");
+    let out = tally(
+        &fake,
+        &[
+            "validate",
+            &repo.to_string_lossy(),
+            "--github",
+            "--base",
+            "main",
+        ],
+        Some("t"),
+        &summary,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let runs: Vec<(String, String)> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| {
+            (
+                r.body["name"].as_str().unwrap_or("").to_owned(),
+                r.body["output"]["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = runs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["tally / production", "tally / staging"]);
+    let staging = &runs[1].1;
+    assert!(staging.contains("## What the change does"), "{staging}");
+    assert!(staging.contains("1.5.0-rc.2"), "{staging}");
+    assert!(runs[0].1.contains("No change."), "{}", runs[0].1);
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.body["conclusion"].is_null() || r.body["conclusion"] == "success")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plan_puts_the_live_plan_in_the_environments_comment() {
+    use tally_fake_apiserver::{Config, FakeApiServer};
+    let fake = FakeGitHub::start();
+    let server =
+        FakeApiServer::start_in_background(Config::default()).unwrap_or_else(|e| panic!("{e}"));
+    let dir = common::temp_dir("github-plan");
+    let repo = dir.join("repo");
+    let init = common::output(common::tally_command().arg("init").arg(&repo));
+    assert_eq!(init.status.code(), Some(0));
+    common::commit_all(&repo, "base");
+    let kubeconfig = dir.join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let summary = dir.join("summary.md");
+    let (repo_arg, kube_arg) = (
+        repo.to_string_lossy().into_owned(),
+        kubeconfig.to_string_lossy().into_owned(),
+    );
+    let run = |command: &str, github: bool| {
+        let mut args = vec![
+            command,
+            "--env",
+            "staging",
+            &repo_arg,
+            "--kubeconfig",
+            &kube_arg,
+        ];
+        if github {
+            args.extend(["--github", "--github-pr", "7"]);
+        }
+        tally(&fake, &args, Some("t"), &summary)
+    };
+    let out = run("plan", true);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let comments = fake.comments();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    let body = &comments[0].2;
+    assert!(
+        body.starts_with("<!-- tally:environment=staging -->"),
+        "{body}"
+    );
+    assert!(body.contains("the plan against the live cluster"), "{body}");
+    assert!(body.contains("```diff"), "{body}");
+    // Planned again: the same comment.
+    let out = run("plan", true);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(fake.comments().len(), 1);
+    assert_eq!(fake.comments()[0].0, comments[0].0);
+    // Once applied there is nothing to say: the comment goes.
+    let out = run("apply", false);
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(4)),
+        "{}",
+        text(&out)
+    );
+    let out = run("plan", true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(fake.comments().is_empty(), "{:?}", fake.comments());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,6 +43,16 @@ pub struct PlanArgs {
     impersonate_tenants: bool,
 }
 
+/// `tally plan`: the target, and where to report the plan.
+#[derive(Args)]
+pub struct PlanCommand {
+    #[command(flatten)]
+    target: PlanArgs,
+
+    #[command(flatten)]
+    github: crate::github::GithubArgs,
+}
+
 /// `tally apply`: the plan's flags and how to apply.
 #[derive(Args)]
 pub struct ApplyArgs {
@@ -83,20 +93,28 @@ enum Release {
 }
 
 /// Prints what applying would change: exit 0 none, 3 pending, 1 the gate rejected the commit.
-pub fn plan(args: PlanArgs) -> CommandResult {
-    deploy(args, None, Release::None)
+/// With `--github`, the plan (or the gate's rejection) is also the environment's comment on the
+/// pull request, in place of the cluster-free diff: what applying would do to the live cluster.
+pub fn plan(args: PlanCommand) -> CommandResult {
+    let github = args.github.target()?;
+    deploy(args.target, None, Release::None, github.as_ref())
 }
 
 /// Plans, then applies: exit 0 applied and healthy, 4 incomplete, 1 the gate rejected the commit.
 pub fn apply(args: ApplyArgs) -> CommandResult {
     let options = apply_options(&args);
-    deploy(args.target, Some(options), Release::None)
+    deploy(args.target, Some(options), Release::None, None)
 }
 
 /// Approves a release waiting with `autoPromote: false`, then applies (which switches).
 pub fn promote(args: ReleaseArgs) -> CommandResult {
     let options = apply_options(&args.apply);
-    deploy(args.apply.target, Some(options), Release::Promote(args.app))
+    deploy(
+        args.apply.target,
+        Some(options),
+        Release::Promote(args.app),
+        None,
+    )
 }
 
 /// Points a blueGreen app's active Service back at its previous colour.
@@ -106,6 +124,7 @@ pub fn rollback(args: ReleaseArgs) -> CommandResult {
         args.apply.target,
         Some(options),
         Release::Rollback(args.app),
+        None,
     )
 }
 
@@ -122,6 +141,7 @@ fn deploy(
     target: PlanArgs,
     apply_options: Option<ApplyOptions>,
     release: Release,
+    github: Option<&crate::github::Target>,
 ) -> CommandResult {
     let commit = target
         .commit
@@ -145,6 +165,11 @@ fn deploy(
                 "tally: the gate rejected {}: nothing was planned or applied",
                 target.env
             );
+            if let Some(github) = github {
+                let markdown = crate::github::rejected_markdown(&target.env, &report);
+                crate::github::summary(&markdown);
+                github.comments(&[(target.env.clone(), Some(markdown))]);
+            }
             return Ok(Exit::Findings);
         }
     };
@@ -198,16 +223,21 @@ fn deploy(
         let plan = plan_changes(&cluster, desired, &plan_options)
             .await
             .map_err(|e| format!("planning: {e}"))?;
-        print!("{}", plan.text());
+        let mut text = plan.text();
         for line in &releases.lines {
-            println!("blue/green {line}");
+            text.push_str(&format!("blue/green {line}\n"));
+        }
+        print!("{text}");
+        let changes = plan.has_changes() || !releases.steps.is_empty();
+        if let Some(github) = github {
+            let markdown = crate::github::plan_markdown(&environment, &commit, &text);
+            crate::github::summary(&markdown);
+            github
+                .comment(&[(environment.clone(), changes.then_some(markdown))])
+                .await;
         }
         let Some(options) = apply_options else {
-            return Ok(if plan.has_changes() || !releases.steps.is_empty() {
-                Exit::Changes
-            } else {
-                Exit::Ok
-            });
+            return Ok(if changes { Exit::Changes } else { Exit::Ok });
         };
         if !options.dry_run {
             ensure_namespace(&cluster, &plan.inventory_namespace)

@@ -48,50 +48,19 @@ enum DiffFormat {
 /// Renders each environment at both revisions and prints what changes. Exit 0 no change, 3
 /// changes, 2 errors.
 pub fn diff(args: DiffArgs) -> CommandResult {
-    if !load::is_repo(&args.path) {
-        return Err(format!(
-            "{} is not a tally repo (no tally.yaml of kind Repo)",
-            args.path.display()
-        ));
-    }
-    let scratch = tempdir()?;
-    let (base_commit, base_root) = export_revision(&args.path, &args.base, &scratch.0.join("base"))
-        .map_err(|e| e.to_string())?;
-    let head_root = match &args.head {
-        Some(rev) => {
-            export_revision(&args.path, rev, &scratch.0.join("head"))
-                .map_err(|e| e.to_string())?
-                .1
-        }
-        None => args.path.clone(),
-    };
-    let base = load_repo(
-        &base_root,
-        &format!("{} ({})", args.base, short(&base_commit)),
+    let diffs = environment_diffs(
+        &args.path,
+        &args.base,
+        args.head.as_deref(),
+        args.env.as_deref(),
     )?;
-    let head = load_repo(
-        &head_root,
-        args.head.as_deref().unwrap_or("the working tree"),
-    )?;
-    let environments: BTreeSet<String> = match &args.env {
-        Some(env) => [env.clone()].into(),
-        None => base
-            .environments
-            .keys()
-            .chain(head.environments.keys())
-            .cloned()
-            .collect(),
-    };
     let mut changed = false;
     let mut markdown = String::new();
     let mut comments = Vec::new();
-    for env in environments {
-        let before = objects(&base, &env)?;
-        let after = objects(&head, &env)?;
-        let d = review::compare(&env, &before, &after);
+    for d in &diffs {
         changed |= !d.is_empty();
         markdown.push_str(&d.markdown());
-        comments.push((env.clone(), (!d.is_empty()).then(|| d.markdown())));
+        comments.push((d.environment.clone(), (!d.is_empty()).then(|| d.markdown())));
         match args.format {
             DiffFormat::Text => print!("{}", d.text()),
             DiffFormat::Markdown => print!("{}", d.markdown()),
@@ -107,6 +76,52 @@ pub fn diff(args: DiffArgs) -> CommandResult {
         target.comments(&comments);
     }
     Ok(if changed { Exit::Changes } else { Exit::Ok })
+}
+
+/// What each environment (or only `env`) of the repo at `path` becomes from revision `base` to
+/// revision `head` (the working tree without it), rendered both sides without a cluster.
+pub fn environment_diffs(
+    path: &Path,
+    base: &str,
+    head: Option<&str>,
+    env: Option<&str>,
+) -> Result<Vec<review::EnvironmentDiff>, String> {
+    if !load::is_repo(path) {
+        return Err(format!(
+            "{} is not a tally repo (no tally.yaml of kind Repo)",
+            path.display()
+        ));
+    }
+    let scratch = tempdir()?;
+    let (base_commit, base_root) =
+        export_revision(path, base, &scratch.0.join("base")).map_err(|e| e.to_string())?;
+    let head_root = match head {
+        Some(rev) => {
+            export_revision(path, rev, &scratch.0.join("head"))
+                .map_err(|e| e.to_string())?
+                .1
+        }
+        None => path.to_owned(),
+    };
+    let base_repo = load_repo(&base_root, &format!("{base} ({})", short(&base_commit)))?;
+    let head_repo = load_repo(&head_root, head.unwrap_or("the working tree"))?;
+    let environments: BTreeSet<String> = match env {
+        Some(env) => [env.to_owned()].into(),
+        None => base_repo
+            .environments
+            .keys()
+            .chain(head_repo.environments.keys())
+            .cloned()
+            .collect(),
+    };
+    environments
+        .iter()
+        .map(|env| {
+            let before = objects(&base_repo, env)?;
+            let after = objects(&head_repo, env)?;
+            Ok(review::compare(env, &before, &after))
+        })
+        .collect()
 }
 
 fn load_repo(root: &Path, what: &str) -> Result<load::Repo, String> {

@@ -74,6 +74,12 @@ pub struct ValidateArgs {
     #[arg(long, short = 'e')]
     env: Option<String>,
 
+    /// With `--github` on a repo: the revision the change is compared to, so each
+    /// environment's check run also shows what changes there (default: `origin/<base>` of the
+    /// pull request, from `GITHUB_BASE_REF`).
+    #[arg(long, value_name = "REF", requires = "github")]
+    base: Option<String>,
+
     /// List on stderr the files set aside because they hold no Kubernetes object.
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -242,16 +248,75 @@ pub fn validate(args: ValidateArgs) -> CommandResult {
     }
     write_reports(&report, &args)?;
     if let Some(target) = args.github.target()? {
-        let name = match &args.env {
-            Some(env) => format!("tally / {env}"),
-            None => "tally".to_owned(),
-        };
-        target.check_run(&name, &report, args.fail_on.severity());
+        match &repo_root {
+            Some(root) => check_runs(&target, root, &report, &options, &args)?,
+            None => target.check_run("tally", &report, args.fail_on.severity(), None),
+        }
     }
     Ok(match args.fail_on.severity() {
         Some(level) if report.fails(level) => Exit::Findings,
         _ => Exit::Ok,
     })
+}
+
+/// One check run per environment of the repo at `root` (`tally / staging`), each with that
+/// environment's findings and, when the base revision is known, what the change does there.
+fn check_runs(
+    target: &crate::github::Target,
+    root: &std::path::Path,
+    report: &GateReport,
+    options: &GateOptions,
+    args: &ValidateArgs,
+) -> Result<(), String> {
+    let base = args.base.clone().or_else(|| {
+        std::env::var("GITHUB_BASE_REF")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .map(|b| format!("origin/{b}"))
+    });
+    let diffs = match &base {
+        Some(base) => match super::diff::environment_diffs(root, base, None, args.env.as_deref()) {
+            Ok(diffs) => diffs,
+            Err(e) => {
+                eprintln!(
+                    "tally: warning: the check runs show no diff: {e} (fetch the base \
+                         revision: actions/checkout with fetch-depth: 0)"
+                );
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    let environments: Vec<String> = match &args.env {
+        Some(env) => vec![env.clone()],
+        None => load::load(root)
+            .map_err(|e| e.to_string())?
+            .environments
+            .into_keys()
+            .collect(),
+    };
+    let fail_on = args.fail_on.severity();
+    for env in &environments {
+        let own;
+        let env_report = if args.env.is_some() {
+            report
+        } else {
+            own = layout_validate::validate_repo(root, options, Some(env))
+                .map_err(|e| e.to_string())?;
+            &own
+        };
+        let diff = diffs
+            .iter()
+            .find(|d| d.environment == *env)
+            .map(|d| d.markdown());
+        target.check_run(
+            &format!("tally / {env}"),
+            env_report,
+            fail_on,
+            diff.as_deref(),
+        );
+    }
+    Ok(())
 }
 
 fn write_reports(report: &GateReport, args: &ValidateArgs) -> Result<(), String> {
