@@ -84,6 +84,7 @@ impl PolicyEngine {
     pub fn check_object(&self, obj: &Object, index: &SetIndex) -> Vec<Finding> {
         let mut out = Out::new(self);
         exempt::check_annotations(obj, &mut out);
+        exempt::check_ignore_fields(obj, &mut out);
         let subject = Subject {
             obj,
             workload: Workload::of(obj),

@@ -112,6 +112,64 @@ pub(crate) fn check_annotations(obj: &Object, out: &mut Out<'_>) {
     }
 }
 
+/// The annotation listing fields tally leaves to others once an object exists.
+const IGNORE_FIELDS_ANNOTATION: &str = "tally.dev/ignore-fields";
+const IGNORE_FIELDS_POINTER: &str = "/metadata/annotations/tally.dev~1ignore-fields";
+
+/// Findings about `tally.dev/ignore-fields`: every entry (separated by commas or new lines) must
+/// be a JSON pointer (RFC 6901: `/spec/replicas`, `~1` for `/` and `~0` for `~` in a key). The
+/// engine ignores any other entry, so a typo would leave tally fighting the field's owner
+/// without a word.
+pub(crate) fn check_ignore_fields(obj: &Object, out: &mut Out<'_>) {
+    let Some(value) = obj
+        .value
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get(IGNORE_FIELDS_ANNOTATION))
+    else {
+        return;
+    };
+    let Some(list) = value.as_str() else {
+        out.report(
+            rules::IGNORE_FIELDS_POINTER,
+            obj,
+            IGNORE_FIELDS_POINTER,
+            "`tally.dev/ignore-fields` must be a string of JSON pointers separated by commas",
+        );
+        return;
+    };
+    for entry in list
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        if let Some(why) = pointer_error(entry) {
+            out.report(
+                rules::IGNORE_FIELDS_POINTER,
+                obj,
+                IGNORE_FIELDS_POINTER,
+                format!(
+                    "`{entry}` in `tally.dev/ignore-fields` is not a JSON pointer ({why}), so tally would keep setting that field; write it as `/spec/replicas`"
+                ),
+            );
+        }
+    }
+}
+
+/// Why `text` is not a JSON pointer, if it is not.
+fn pointer_error(text: &str) -> Option<&'static str> {
+    if !text.starts_with('/') {
+        return Some("it does not start with `/`");
+    }
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+            return Some("`~` is followed by neither 0 nor 1");
+        }
+    }
+    None
+}
+
 /// Matches findings against configured exemptions.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Exempter {
@@ -255,6 +313,33 @@ spec:
           securityContext:
             privileged: true
 ";
+
+    #[test]
+    fn ignore_fields_entries_must_be_json_pointers() {
+        let manifest = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: flags
+  namespace: shop
+  annotations:
+    tally.dev/ignore-fields: /data/mode, spec.replicas, /data/a~2b, /data/a~1b
+data: {mode: a}
+";
+        let all = findings_with(&PolicyConfig::default(), &[("a.yaml", manifest)]);
+        let found: Vec<_> = all
+            .iter()
+            .filter(|f| f.rule == rules::IGNORE_FIELDS_POINTER)
+            .collect();
+        assert_eq!(found.len(), 2, "{all:#?}");
+        for entry in ["`spec.replicas`", "`/data/a~2b`"] {
+            assert!(
+                found.iter().any(|f| f.message.contains(entry)),
+                "{found:#?}"
+            );
+        }
+        // At the annotation's line.
+        assert!(found.iter().all(|f| f.pos.line == 7), "{found:#?}");
+    }
 
     #[test]
     fn annotation_with_reason_exempts_and_keeps_the_finding() {

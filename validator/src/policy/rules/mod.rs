@@ -121,6 +121,8 @@ ids! {
     EXEMPTION_MISSING_REASON = "exemption-missing-reason";
     /// `tally.dev/exempt` naming a rule that does not exist.
     EXEMPTION_UNKNOWN_RULE = "exemption-unknown-rule";
+    /// A `tally.dev/ignore-fields` entry that is not a JSON pointer.
+    IGNORE_FIELDS_POINTER = "ignore-fields-pointer";
     /// A problem in the policies section of tally.yaml.
     POLICY_CONFIG = "policy-config";
 }
@@ -227,6 +229,10 @@ pub(crate) const RULES: &[RuleImpl] = &[
     },
     RuleImpl {
         id: EXEMPTION_UNKNOWN_RULE,
+        check: Check::Engine,
+    },
+    RuleImpl {
+        id: IGNORE_FIELDS_POINTER,
         check: Check::Engine,
     },
     RuleImpl {
