@@ -37,7 +37,7 @@ use serde_json::{Map, Value, json};
 use crate::EngineError;
 use crate::cluster::{ApplyParams, Cluster, ClusterError, Resource};
 use crate::health::{self, Health};
-use crate::inventory::{INVENTORY_LABEL, now_rfc3339};
+use crate::inventory::INVENTORY_LABEL;
 use tally_layout::render::ENVIRONMENT_LABEL;
 
 /// The label that tells the colours apart, in selectors and pod templates.
@@ -1280,38 +1280,13 @@ async fn emit<C: Cluster>(
     kind: &str,
     message: &str,
 ) {
-    let Ok(Some(resource)) = cluster.resource("v1", "Event").await else {
-        return;
+    let about = crate::events::About {
+        kind: "Service",
+        namespace: &app.namespace,
+        name: &app.service,
     };
-    let now = now_rfc3339();
-    let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
-    let mut message = message.to_owned();
-    message.truncate(1000);
-    let event = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": format!("{}.{}.{stamp}", app.service, reason.to_ascii_lowercase()),
-            "namespace": app.namespace,
-        },
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "name": app.service,
-            "namespace": app.namespace,
-        },
-        "reason": reason,
-        "message": message,
-        "type": kind,
-        "source": {"component": "tally"},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    });
-    if let Err(e) = cluster
-        .apply(&resource, &event, &ApplyParams::default())
-        .await
-    {
+    let name = format!("{}.{}", app.service, reason.to_ascii_lowercase());
+    if let Err(e) = crate::events::record(cluster, about, &name, reason, kind, message).await {
         tracing::warn!(error = %e, reason, "could not record an Event");
     }
 }

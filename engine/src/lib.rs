@@ -74,6 +74,7 @@ pub mod cluster;
 pub mod confirm;
 pub mod daemon;
 pub mod diff;
+pub mod events;
 pub mod fields;
 pub mod gate;
 pub mod health;

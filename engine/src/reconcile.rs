@@ -531,42 +531,23 @@ async fn emit_event<C: Cluster>(
     settings: &ReconcileSettings,
     record: &Record,
 ) -> Result<(), ClusterError> {
-    let Some(resource) = cluster.resource("v1", "Event").await? else {
-        return Ok(());
-    };
     let reason = match record.outcome {
         Outcome::Rejected { .. } => "CommitRejected",
         _ => "ReconcileFailed",
     };
-    let now = now_rfc3339();
-    let mut message = record.outcome.message();
-    message.truncate(1000);
-    let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
-    let event = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": format!("{}.{stamp}", status_name(&settings.environment)),
-            "namespace": settings.plan.inventory_namespace,
-        },
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "name": status_name(&settings.environment),
-            "namespace": settings.plan.inventory_namespace,
-        },
-        "reason": reason,
-        "message": format!("{} at {}: {message}", settings.environment, record.commit),
-        "type": "Warning",
-        "source": {"component": "tally"},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    });
-    cluster
-        .apply(&resource, &event, &ApplyParams::default())
-        .await
-        .map(|_| ())
+    let status = status_name(&settings.environment);
+    let about = crate::events::About {
+        kind: "ConfigMap",
+        namespace: &settings.plan.inventory_namespace,
+        name: &status,
+    };
+    let message = format!(
+        "{} at {}: {}",
+        settings.environment,
+        record.commit,
+        record.outcome.message()
+    );
+    crate::events::record(cluster, about, &status, reason, "Warning", &message).await
 }
 
 /// Creates tally's own namespace (where inventories and status live) when it is missing. It is
