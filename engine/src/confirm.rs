@@ -168,7 +168,7 @@ fn judge(
         Err(ClusterError::Api {
             code: 422, message, ..
         }) => {
-            let immutable = diff::immutable_fields(&message);
+            let immutable = diff::immutable_fields_refused(&message);
             (!immutable.is_empty()).then_some(Verdict::Immutable(immutable))
         }
         Err(e) => {

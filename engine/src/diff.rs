@@ -74,7 +74,7 @@ pub fn recreate_allowed(desired: &Value) -> bool {
 /// The fields an API server's 422 message says are immutable, e.g. from
 /// `Deployment.apps "web" is invalid: spec.selector: Invalid value: ...: field is immutable`;
 /// empty when the refusal is about something else.
-pub fn immutable_fields(message: &str) -> Vec<String> {
+pub fn immutable_fields_refused(message: &str) -> Vec<String> {
     const PHRASES: &[&str] = &[
         "field is immutable",
         "may not change once set",
@@ -1082,14 +1082,17 @@ mod tests {
     #[test]
     fn immutable_fields_are_read_from_the_servers_refusal() {
         let one = r#"Deployment.apps "web" is invalid: spec.selector: Invalid value: {"matchLabels":{"app":"a, b: c"}}: field is immutable"#;
-        assert_eq!(immutable_fields(one), ["spec.selector"]);
+        assert_eq!(immutable_fields_refused(one), ["spec.selector"]);
         let two = r#"Job.batch "j" is invalid: [spec.selector: Invalid value: {}: field is immutable, spec.template: Invalid value: {"x": 1}: field is immutable]"#;
-        assert_eq!(immutable_fields(two), ["spec.selector", "spec.template"]);
+        assert_eq!(
+            immutable_fields_refused(two),
+            ["spec.selector", "spec.template"]
+        );
         let binding = r#"RoleBinding.rbac.authorization.k8s.io "r" is invalid: roleRef: Invalid value: {"kind":"Role"}: cannot change roleRef"#;
-        assert_eq!(immutable_fields(binding), ["roleRef"]);
+        assert_eq!(immutable_fields_refused(binding), ["roleRef"]);
         let other = r#"Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"#;
-        assert!(immutable_fields(other).is_empty());
-        assert!(immutable_fields("admission webhook denied the request").is_empty());
+        assert!(immutable_fields_refused(other).is_empty());
+        assert!(immutable_fields_refused("admission webhook denied the request").is_empty());
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub fn compare(environment: &str, base: &[Value], head: &[Value]) -> Environment
 
 /// The fields of a kind the API server refuses to change in place (as field paths); the server
 /// has the last word when applying (see `confirm`), this is the warning ahead of it.
-fn immutable_fields(id: &ObjectRef) -> &'static [&'static str] {
+fn immutable_fields_of(id: &ObjectRef) -> &'static [&'static str] {
     match (id.group(), id.kind.as_str()) {
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => &["spec.selector"],
         ("apps", "StatefulSet") => &[
@@ -219,7 +219,7 @@ fn immutable_fields(id: &ObjectRef) -> &'static [&'static str] {
 /// The immutable fields a change touches.
 fn immutable_changed(id: &ObjectRef, fields: &[FieldChange]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for f in immutable_fields(id) {
+    for f in immutable_fields_of(id) {
         let touched = fields.iter().any(|c| {
             c.path == *f
                 || c.path
