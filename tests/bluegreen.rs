@@ -34,8 +34,7 @@ fn setup_with(name: &str, config: Config) -> Cluster {
     let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
     let dir = common::temp_dir(&format!("bluegreen-{name}"));
     let kubeconfig = dir.join("kubeconfig");
-    let init = common::output(common::tally_command().arg("init").arg(dir.join("repo")));
-    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    common::init_repo(&dir.join("repo"));
     server
         .write_kubeconfig(&kubeconfig)
         .unwrap_or_else(|e| panic!("{e}"));

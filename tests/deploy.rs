@@ -7,19 +7,18 @@ mod common;
 
 use serde_json::Value;
 
+/// `tally validate PATH --fail-on info --format json`, which must pass: its report, and its
+/// output for messages.
+fn gate(path: &str) -> (Value, String) {
+    let out = common::tally(&["validate", path, "--fail-on", "info", "--format", "json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    (common::json(&out), stdout)
+}
+
 #[test]
 fn deploy_manifests_pass_the_gate_with_no_finding() {
-    let out = common::tally(&[
-        "validate",
-        "deploy",
-        "--fail-on",
-        "info",
-        "--format",
-        "json",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let report = common::json(&out);
+    let (report, stdout) = gate("deploy");
     let findings = report["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("no findings array: {stdout}"));
@@ -46,17 +45,7 @@ fn deploy_manifests_pass_the_gate_with_no_finding() {
 
 #[test]
 fn runner_manifests_pass_the_gate_alone_and_set_aside_what_is_not_a_manifest() {
-    let out = common::tally(&[
-        "validate",
-        "deploy/runner",
-        "--fail-on",
-        "info",
-        "--format",
-        "json",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let report = common::json(&out);
+    let (report, stdout) = gate("deploy/runner");
     assert_eq!(report["findings"], serde_json::json!([]), "{stdout}");
     assert_eq!(report["summary"]["objects"], 10, "{stdout}");
     // The Helm values and the example workflow are not Kubernetes objects: the gate says it

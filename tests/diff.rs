@@ -25,8 +25,7 @@ fn diff(repo: &Path, args: &[&str]) -> (Option<i32>, String) {
 fn a_change_is_shown_per_environment_object_by_object() {
     let dir = common::temp_dir("diff");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
+    common::init_repo(&repo);
     common::commit_all(&repo, "first");
 
     // Nothing changed yet: the working tree is the commit.

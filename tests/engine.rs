@@ -31,8 +31,7 @@ fn setup_with(name: &str, config: Config) -> Cluster {
     let dir = common::temp_dir(&format!("engine-{name}"));
     let kubeconfig = dir.join("kubeconfig");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    common::init_repo(&repo);
     server
         .write_kubeconfig(&kubeconfig)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -107,8 +107,7 @@ fn diff_keeps_one_comment_per_environment_edited_in_place() {
     let fake = FakeGitHub::start();
     let dir = common::temp_dir("github-diff");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
+    common::init_repo(&repo);
     common::commit_all(&repo, "base");
     let env_file = repo.join("environments/staging/environment.yaml");
     let edit = |from: &str, to: &str| {
@@ -190,8 +189,7 @@ impl Daemon {
             .write_kubeconfig(&kubeconfig)
             .unwrap_or_else(|e| panic!("{e}"));
         let repo = dir.join("repo");
-        let init = common::output(common::tally_command().arg("init").arg(&repo));
-        assert_eq!(init.status.code(), Some(0));
+        common::init_repo(&repo);
         let first = common::commit_all(&repo, "first");
         let log = dir.join("daemon.log");
         let mut cmd = common::tally_command();
@@ -391,8 +389,7 @@ fn validate_on_a_repo_publishes_one_check_run_per_environment_with_its_diff() {
     let fake = FakeGitHub::start();
     let dir = common::temp_dir("github-validate-repo");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
+    common::init_repo(&repo);
     common::commit_all(&repo, "base");
     let env_file = repo.join("environments/staging/environment.yaml");
     let t = std::fs::read_to_string(&env_file).unwrap_or_default();
@@ -448,8 +445,7 @@ fn plan_puts_the_live_plan_in_the_environments_comment() {
         FakeApiServer::start_in_background(Config::default()).unwrap_or_else(|e| panic!("{e}"));
     let dir = common::temp_dir("github-plan");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
+    common::init_repo(&repo);
     common::commit_all(&repo, "base");
     let kubeconfig = dir.join("kubeconfig");
     server

@@ -157,8 +157,7 @@ fn render_prints_the_desired_state_with_overrides_labels_and_ids() {
 fn an_apps_recreate_and_ignore_fields_become_annotations_of_its_objects() {
     let dir = common::temp_dir("layout-annotations");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
+    common::init_repo(&repo);
     let app = repo.join("apps/api/app.yaml");
     let text = std::fs::read_to_string(&app).unwrap_or_default();
     let text = text.replace(
@@ -208,8 +207,7 @@ fn an_apps_recreate_and_ignore_fields_become_annotations_of_its_objects() {
 fn a_blue_green_app_must_ship_one_deployment_and_both_services_selecting_it() {
     let dir = temp_dir("layout-blue-green");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
+    common::init_repo(&repo);
     let edit = |file: &str, from: &str, to: &str| {
         let path = repo.join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -272,8 +270,7 @@ fn a_blue_green_app_must_ship_one_deployment_and_both_services_selecting_it() {
 fn a_repos_input_limits_hold_for_each_environment_as_a_whole_and_flags_override_them() {
     let dir = common::temp_dir("layout-limits");
     let repo = dir.join("repo");
-    let init = common::output(common::tally_command().arg("init").arg(&repo));
-    assert_eq!(init.status.code(), Some(0));
+    common::init_repo(&repo);
     let set_limits = |limits: &str| {
         let file = repo.join("tally.yaml");
         let text = std::fs::read_to_string(&file).unwrap_or_default();

@@ -61,6 +61,12 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `tally init REPO`: the example repo written at `repo`, or the test fails with tally's output.
+pub fn init_repo(repo: &std::path::Path) {
+    let out = output(tally_command().arg("init").arg(repo));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
 /// Commits everything in the working tree of `dir` (a git repository, created on the first call
 /// with its `HEAD` on `main`) to `main`; returns the commit id.
 pub fn commit_all(dir: &std::path::Path, message: &str) -> String {
