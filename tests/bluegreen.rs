@@ -6,20 +6,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tally_fake_apiserver::{Config, FakeApiServer, Handle, RequestRecord, Store, Verb};
+use tally_fake_apiserver::{Config, RequestRecord, Store, Verb};
 
-struct Cluster {
-    server: Handle,
-    kubeconfig: PathBuf,
-    dir: PathBuf,
-}
+use common::cluster::Cluster;
 
 fn setup(name: &str) -> Cluster {
     setup_with(
@@ -31,32 +26,10 @@ fn setup(name: &str) -> Cluster {
 }
 
 fn setup_with(name: &str, config: Config) -> Cluster {
-    let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
-    let dir = common::temp_dir(&format!("bluegreen-{name}"));
-    let kubeconfig = dir.join("kubeconfig");
-    common::init_repo(&dir.join("repo"));
-    server
-        .write_kubeconfig(&kubeconfig)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let c = Cluster {
-        server,
-        kubeconfig,
-        dir,
-    };
-    // A short post-switch check keeps the tests quick.
-    c.edit(
-        "apps/web/app.yaml",
-        "    scaleDownDelaySeconds: 600\n",
-        "    scaleDownDelaySeconds: 600\n    postPromotionSeconds: 1\n",
-    );
-    c
+    Cluster::start(&format!("bluegreen-{name}"), config)
 }
 
 impl Cluster {
-    fn repo(&self) -> PathBuf {
-        self.dir.join("repo")
-    }
-
     fn tally(&self, command: &str, commit: &str, extra: &[&str]) -> Output {
         common::output(
             common::tally_command()
@@ -103,13 +76,6 @@ impl Cluster {
         self.tally("apply", commit, &["--timeout", "3"])
     }
 
-    fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.repo().join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(text.contains(from), "{from} not in {file}");
-        std::fs::write(&path, text.replace(from, to)).unwrap_or_else(|e| panic!("{e}"));
-    }
-
     fn release_image(&self, tag: &str) {
         let file = "environments/staging/environment.yaml";
         let path = self.repo().join(file);
@@ -151,12 +117,6 @@ impl Cluster {
             .get("configmaps", "tally-system", "tally-releases-staging")
             .unwrap_or_else(|| panic!("no release state"));
         serde_json::from_str(cm["data"]["web"].as_str().unwrap_or("{}")).unwrap_or(Value::Null)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

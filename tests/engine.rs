@@ -8,13 +8,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tally_fake_apiserver::{Config, FakeApiServer, Fault, Handle, Verb};
+use tally_fake_apiserver::{Config, Fault, Verb};
 
-struct Cluster {
-    server: Handle,
-    kubeconfig: PathBuf,
-    dir: PathBuf,
-}
+use common::cluster::Cluster;
 
 /// A fake cluster whose workloads become ready quickly, and a copy of the example repo.
 fn setup(name: &str) -> Cluster {
@@ -27,27 +23,7 @@ fn setup(name: &str) -> Cluster {
 }
 
 fn setup_with(name: &str, config: Config) -> Cluster {
-    let server = FakeApiServer::start_in_background(config).unwrap_or_else(|e| panic!("{e}"));
-    let dir = common::temp_dir(&format!("engine-{name}"));
-    let kubeconfig = dir.join("kubeconfig");
-    let repo = dir.join("repo");
-    common::init_repo(&repo);
-    server
-        .write_kubeconfig(&kubeconfig)
-        .unwrap_or_else(|e| panic!("{e}"));
-    // `web` is released blue/green: a short post-switch check keeps the tests quick.
-    let app = repo.join("apps/web/app.yaml");
-    let text = std::fs::read_to_string(&app).unwrap_or_default();
-    let text = text.replace(
-        "    scaleDownDelaySeconds: 600\n",
-        "    scaleDownDelaySeconds: 600\n    postPromotionSeconds: 1\n",
-    );
-    std::fs::write(&app, text).unwrap_or_else(|e| panic!("{e}"));
-    Cluster {
-        server,
-        kubeconfig,
-        dir,
-    }
+    Cluster::start(&format!("engine-{name}"), config)
 }
 
 /// The live `web` Deployment: the colour the active Service selects (`web` is released
@@ -78,10 +54,6 @@ impl Cluster {
                 .arg("--kubeconfig")
                 .arg(&self.kubeconfig),
         )
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.dir.join("repo")
     }
 
     /// Waits for the daemon to record a failed round; returns the status ConfigMap as text.
@@ -134,19 +106,6 @@ impl Cluster {
     /// Writes a file of the repo (a manifest added to an app).
     fn write(&self, file: &str, text: &str) {
         std::fs::write(self.repo().join(file), text).unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.repo().join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(text.contains(from), "{from} not in {file}");
-        std::fs::write(&path, text.replace(from, to)).unwrap_or_else(|e| panic!("{e}"));
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

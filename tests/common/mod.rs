@@ -5,6 +5,8 @@
 // part it does not use would otherwise be a dead-code warning in that crate.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
