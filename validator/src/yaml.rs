@@ -10,7 +10,6 @@
 //! costs only itself.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
@@ -283,7 +282,7 @@ fn parse_chunk(
         limits: *limits,
         arena: Vec::new(),
         anchors: HashMap::new(),
-        keys: std::hash::RandomState::new(),
+        keyed: HashMap::new(),
         alias_budget,
         alias_spent: *alias_spent,
         findings: Vec::new(),
@@ -299,6 +298,7 @@ fn parse_chunk(
                 }
                 b.anchors.clear();
                 b.arena.clear();
+                b.keyed.clear();
                 let result = b.next().and_then(|(ev, span)| b.node(ev, span, 0));
                 let root = match result {
                     Ok(id) => id,
@@ -332,26 +332,9 @@ fn parse_chunk(
     }
 }
 
-/// Key hash → entry index of a large mapping. Keys are hashed once with the process's random
-/// SipHash keys (so no input can choose collisions); the table uses that hash as it is.
-type KeyIndex = HashMap<u64, usize, std::hash::BuildHasherDefault<Prehashed>>;
-
-/// A hasher for values that are already keyed hashes.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// The entry index a large mapping's map holds for a key until the document is built.
+fn entry_index(value: &Value) -> usize {
+    value.as_u64().map_or(usize::MAX, |i| i as usize)
 }
 
 /// Index of a node in a document's arena.
@@ -394,8 +377,10 @@ struct Builder<'a, 'f> {
     arena: Vec<Node>,
     /// Anchor id → node (of the current document).
     anchors: HashMap<usize, NodeId>,
-    /// The keys of mapping-key hashes (random per process).
-    keys: std::hash::RandomState,
+    /// The JSON map of each large mapping of the current document, keyed while parsing (the
+    /// duplicate-key check) and filled with the values when the document is built, so each key
+    /// is hashed once. Until then a value is the index of its key's entry.
+    keyed: HashMap<NodeId, Map<String, Value>>,
     /// Nodes aliases may still expand to in this stream, and how many they have.
     alias_budget: usize,
     alias_spent: usize,
@@ -520,8 +505,11 @@ impl<'a> Builder<'a, '_> {
                 if let Some(tag) = tag.as_deref() {
                     self.unknown_tag(tag, &["map", "set", "omap"], pos);
                 }
-                let entries = self.mapping(depth)?;
+                let (entries, keyed) = self.mapping(depth)?;
                 let id = self.push(pos, NodeKind::Map(entries));
+                if let Some(keyed) = keyed {
+                    self.keyed.insert(id, keyed);
+                }
                 self.remember(anchor, id);
                 Ok(id)
             }
@@ -549,22 +537,25 @@ impl<'a> Builder<'a, '_> {
         }
     }
 
-    fn mapping(&mut self, depth: usize) -> Result<Vec<ArenaEntry>, LoadError> {
+    /// A mapping's entries, in order, duplicates resolved; for a large one also its JSON map,
+    /// keyed (see [`Builder::keyed`]).
+    #[allow(clippy::type_complexity)]
+    fn mapping(
+        &mut self,
+        depth: usize,
+    ) -> Result<(Vec<ArenaEntry>, Option<Map<String, Value>>), LoadError> {
         let mut entries: Vec<ArenaEntry> = Vec::new();
         let mut merges: Vec<NodeId> = Vec::new();
-        // Key → entry index; small mappings are searched, larger ones hashed.
-        let mut index: Option<KeyIndex> = None;
+        // Key → entry index; small mappings are searched, larger ones hashed: their JSON map,
+        // each value the index of its entry until the document is built. Its hasher is keyed
+        // per process, so no input can choose collisions.
+        let mut index: Option<Map<String, Value>> = None;
         const HASHED_FROM: usize = 16;
-        let keys = self.keys.clone();
-        let find = |entries: &[ArenaEntry], index: &Option<KeyIndex>, key: &str| match index {
-            Some(index) => match index.get(&keys.hash_one(key)) {
-                Some(&i) if &*entries[i].key == key => Some(i),
-                // Two keys with one 64-bit keyed hash: as good as never; stay correct anyway.
-                Some(_) => entries.iter().position(|e| &*e.key == key),
-                None => None,
-            },
-            None => entries.iter().position(|e| &*e.key == key),
-        };
+        let find =
+            |entries: &[ArenaEntry], index: &Option<Map<String, Value>>, key: &str| match index {
+                Some(index) => index.get(key).map(entry_index),
+                None => entries.iter().position(|e| &*e.key == key),
+            };
         loop {
             let (ev, span) = self.next()?;
             let key_pos = self.pos(&span);
@@ -579,7 +570,8 @@ impl<'a> Builder<'a, '_> {
                         merges.push(self.node(ev, span, depth + 1)?);
                         continue;
                     }
-                    text
+                    // Moved, not copied: the parser's string becomes the key.
+                    text.into_owned().into_boxed_str()
                 }
                 other => {
                     // A collection as a key: consume it and its value, report, move on.
@@ -607,29 +599,40 @@ impl<'a> Builder<'a, '_> {
             };
             let (ev, span) = self.next()?;
             let value = self.node(ev, span, depth + 1)?;
-            let entry = ArenaEntry {
-                key: key.as_ref().into(),
-                key_pos,
-                value,
+            // One hash per key: looking it up in a large mapping's map also claims its place.
+            let found = match &mut index {
+                Some(index) => match index.entry(&*key) {
+                    serde_json::map::Entry::Occupied(slot) => Some(entry_index(slot.get())),
+                    serde_json::map::Entry::Vacant(slot) => {
+                        slot.insert(Value::from(entries.len()));
+                        None
+                    }
+                },
+                None => entries.iter().position(|e| e.key == key),
             };
-            if let Some(i) = find(&entries, &index, &key) {
+            if let Some(i) = found {
                 let msg = format!(
                     "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
                     entries[i].key_pos.line
                 );
                 self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
                 // The last one wins, at the first one's place (as in a JSON map).
-                entries[i] = entry;
+                entries[i] = ArenaEntry {
+                    key,
+                    key_pos,
+                    value,
+                };
                 continue;
             }
-            if let Some(index) = &mut index {
-                index
-                    .entry(keys.hash_one(&*entry.key))
-                    .or_insert(entries.len());
-            } else if entries.len() + 1 == HASHED_FROM {
-                let mut built = KeyIndex::default();
+            let entry = ArenaEntry {
+                key,
+                key_pos,
+                value,
+            };
+            if index.is_none() && entries.len() + 1 == HASHED_FROM {
+                let mut built = Map::with_capacity(HASHED_FROM * 2);
                 for (i, e) in entries.iter().chain(std::iter::once(&entry)).enumerate() {
-                    built.entry(keys.hash_one(&*e.key)).or_insert(i);
+                    built.insert(e.key.to_string(), Value::from(i));
                 }
                 index = Some(built);
             }
@@ -661,13 +664,13 @@ impl<'a> Builder<'a, '_> {
                 }
                 for e in added {
                     if let Some(index) = &mut index {
-                        index.entry(keys.hash_one(&*e.key)).or_insert(entries.len());
+                        index.insert(e.key.to_string(), Value::from(entries.len()));
                     }
                     entries.push(e);
                 }
             }
         }
-        Ok(entries)
+        Ok((entries, index))
     }
 
     /// The JSON value and positions of a finished document, aliases expanded (their cost was
@@ -688,17 +691,35 @@ impl<'a> Builder<'a, '_> {
             Some(NodeKind::Scalar(v)) => (v, PosNode::Scalar(pos)),
             Some(NodeKind::Seq(items)) => self.build_seq(pos, &items, false),
             Some(NodeKind::Map(entries)) => {
-                let mut map = Map::with_capacity(entries.len());
                 let mut out = Vec::with_capacity(entries.len());
-                for e in entries {
-                    let (value, positions) = self.build(e.value, false);
-                    map.insert(e.key.to_string(), value);
-                    out.push(MapEntry {
-                        key: e.key,
-                        key_pos: e.key_pos,
-                        value: positions,
-                    });
-                }
+                let map = match self.keyed.remove(&id) {
+                    // Keyed while parsing, in the entries' order: only the values are put in.
+                    Some(mut map) if map.len() == entries.len() => {
+                        for (slot, e) in map.values_mut().zip(entries) {
+                            let (value, positions) = self.build(e.value, false);
+                            *slot = value;
+                            out.push(MapEntry {
+                                key: e.key,
+                                key_pos: e.key_pos,
+                                value: positions,
+                            });
+                        }
+                        map
+                    }
+                    _ => {
+                        let mut map = Map::with_capacity(entries.len());
+                        for e in entries {
+                            let (value, positions) = self.build(e.value, false);
+                            map.insert(e.key.to_string(), value);
+                            out.push(MapEntry {
+                                key: e.key,
+                                key_pos: e.key_pos,
+                                value: positions,
+                            });
+                        }
+                        map
+                    }
+                };
                 let node = PosNode::Map { pos, entries: out };
                 (Value::Object(map), node)
             }
