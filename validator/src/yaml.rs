@@ -88,6 +88,10 @@ pub struct YamlDocument {
     pub positions: PosNode,
     /// Findings about this document's content (YAML 1.1 traps, duplicate keys, templates).
     pub findings: Vec<Finding>,
+    /// The 0-based line its text starts at when it can be read again on its own with
+    /// [`document_again`] (the stream's first document, or one that starts with `---` at the
+    /// start of a line, in a stream with no directives); `None` when it cannot be cut out.
+    pub start_line: Option<u32>,
 }
 
 /// Everything read from one YAML stream.
@@ -173,7 +177,11 @@ pub fn stream_with(
     if reading == Reading::Whole {
         let mut spent = 0;
         let mut whole = |doc| sink(Streamed::Document(doc));
-        let parsed = parse_chunk(file, text, 0, 0, &limits, budget, &mut spent, &mut whole);
+        // A directive (`%YAML`, `%TAG`) changes how the documents after it read.
+        let cuttable = !text.starts_with('%') && !text.contains("\n%");
+        let parsed = parse_chunk(
+            file, text, 0, 0, cuttable, &limits, budget, &mut spent, &mut whole,
+        );
         if parsed.error.is_none() {
             return StreamEnd {
                 findings: parsed.findings,
@@ -199,6 +207,7 @@ pub fn stream_with(
             chunk,
             start_line,
             index,
+            false,
             &limits,
             budget,
             &mut spent,
@@ -231,6 +240,45 @@ pub fn stream_with(
         findings,
         reading: Reading::Isolated,
     }
+}
+
+/// Reads again, on its own, document `index` of the stream `text` (read whole before): its
+/// text is `text[range]`, which starts at the document's [`YamlDocument::start_line`]. `None`
+/// unless that gives exactly one document, read without an error: then the caller reads the
+/// stream again instead. The stream's budgets apply to the document alone.
+pub fn document_again(
+    file: &Arc<str>,
+    text: &str,
+    range: std::ops::Range<usize>,
+    start_line: u32,
+    index: usize,
+    limits: &YamlLimits,
+) -> Option<YamlDocument> {
+    let limits = YamlLimits {
+        max_depth: limits.max_depth.min(DEPTH_CEILING),
+        ..*limits
+    };
+    let chunk = text.get(range)?;
+    let mut spent = 0;
+    let mut found = None;
+    let mut count = 0;
+    let parsed = parse_chunk(
+        file,
+        chunk,
+        start_line,
+        index,
+        false,
+        &limits,
+        alias_budget(text.len()),
+        &mut spent,
+        &mut |doc| {
+            count += 1;
+            found = Some(doc);
+        },
+    );
+    (parsed.error.is_none() && count == 1)
+        .then_some(found)
+        .flatten()
 }
 
 fn too_many_documents(file: &Arc<str>, line: u32, limits: &YamlLimits) -> Finding {
@@ -269,6 +317,7 @@ fn parse_chunk(
     text: &str,
     line_offset: u32,
     first_index: usize,
+    cuttable: bool,
     limits: &YamlLimits,
     alias_budget: usize,
     alias_spent: &mut usize,
@@ -292,10 +341,18 @@ fn parse_chunk(
     let mut index = first_index;
     let error = loop {
         match b.next() {
-            Ok((Event::DocumentStart(_), span)) => {
+            Ok((Event::DocumentStart(explicit), span)) => {
                 if index >= limits.max_documents {
                     break Some(LoadError::TooManyDocuments(b.pos(&span)));
                 }
+                let start_line = match (cuttable, index == first_index, explicit) {
+                    (false, _, _) => None,
+                    (true, true, _) => Some(line_offset),
+                    (true, false, true) if span.start.col() == 0 => {
+                        Some((span.start.line() as u32).saturating_sub(1) + line_offset)
+                    }
+                    (true, false, _) => None,
+                };
                 b.anchors.clear();
                 b.arena.clear();
                 b.keyed.clear();
@@ -316,6 +373,7 @@ fn parse_chunk(
                     value,
                     positions,
                     findings: std::mem::take(&mut b.findings),
+                    start_line,
                 });
                 index += 1;
             }
@@ -1321,6 +1379,33 @@ mod tests {
                 .message
                 .contains("octal number 420")
         );
+    }
+
+    #[test]
+    fn documents_read_again_on_their_own_are_the_same() {
+        let text = "# lead\na: 1\n--- # two\nb: &x [1, 2]\nc: *x\n...\n---\nd: {e: f}\n";
+        let file: Arc<str> = Arc::from("f.yaml");
+        let docs = load(&file, text).documents;
+        let starts: Vec<Option<u32>> = docs.iter().map(|d| d.start_line).collect();
+        assert_eq!(starts, [Some(0), Some(2), Some(6)]);
+        let offsets = [
+            0,
+            text.find("---").unwrap(),
+            text.rfind("---").unwrap(),
+            text.len(),
+        ];
+        for (k, doc) in docs.iter().enumerate() {
+            let range = offsets[k]..offsets[k + 1];
+            let start = doc.start_line.unwrap();
+            let again = document_again(&file, text, range, start, k, &YamlLimits::default())
+                .unwrap_or_else(|| panic!("document {k}"));
+            assert_eq!((again.index, &again.value), (doc.index, &doc.value));
+            assert_eq!(again.positions, doc.positions);
+        }
+        // Two documents are not one; a directive keeps documents in their stream.
+        assert!(document_again(&file, text, 0..text.len(), 0, 0, &YamlLimits::default()).is_none());
+        let directive = load(&file, "%YAML 1.2\n---\na: 1\n---\nb: 2\n").documents;
+        assert!(directive.iter().all(|d| d.start_line.is_none()));
     }
 
     #[test]
