@@ -888,10 +888,28 @@ struct Scanned {
 enum Again {
     /// It has none.
     Nothing,
-    /// Read the text again, the way the first pass ended reading it.
-    Reread { text: Arc<str>, reading: Reading },
+    /// Read the text again, the way the first pass ended reading it: only the documents still
+    /// to judge, in parallel, when each can be cut out of the stream (`documents`), else whole.
+    Reread {
+        text: Arc<str>,
+        reading: Reading,
+        documents: Vec<DocumentPlace>,
+    },
     /// Kept from the first pass (a rendered chart or kustomization).
     Kept(Vec<Object>),
+}
+
+/// Final verdicts on some objects, by their place in their input.
+type Verdicts = Vec<(usize, Vec<Finding>)>;
+
+/// Where a document of a file read whole starts and which of the file's objects it holds.
+#[derive(Debug, Clone, Copy)]
+struct DocumentPlace {
+    /// Its first line (0-based), when it can be read again on its own.
+    start_line: Option<u32>,
+    /// Its first object's place in the file's objects, and how many it holds.
+    first_object: usize,
+    objects: usize,
 }
 
 /// Objects judged together: enough to keep both cores busy, few enough that a batch of ordinary
@@ -955,6 +973,7 @@ struct FirstPass<'j> {
     batch: Vec<(usize, Object)>,
     index: SetIndex,
     crds: Vec<Object>,
+    documents: Vec<DocumentPlace>,
 }
 
 impl<'j> FirstPass<'j> {
@@ -968,11 +987,18 @@ impl<'j> FirstPass<'j> {
             batch: Vec::new(),
             index: SetIndex::default(),
             crds: Vec::new(),
+            documents: Vec::new(),
         }
     }
 
     fn document(&mut self, file: &Arc<str>, doc: yaml::YamlDocument) {
+        let start_line = doc.start_line;
         let mut read = self.file_judge.document(file, doc);
+        self.documents.push(DocumentPlace {
+            start_line,
+            first_object: self.checked.len(),
+            objects: read.objects.len(),
+        });
         self.findings.append(&mut read.findings);
         for o in read.objects {
             self.checked
@@ -1076,6 +1102,7 @@ fn scan_bytes(name: Arc<str>, bytes: Vec<u8>, json: bool, judge: &Judge<'_>) -> 
         again: Again::Reread {
             text,
             reading: end.reading,
+            documents: pass.documents,
         },
     }
 }
@@ -1122,8 +1149,29 @@ impl Judge<'_> {
                         verdicts[i] = Some(found);
                     }
                 }
-                Again::Reread { text, reading } => {
-                    self.reread(&input.name, text, *reading, &mut verdicts);
+                Again::Reread {
+                    text,
+                    reading,
+                    documents,
+                } => {
+                    let again = match reading {
+                        Reading::Whole => self.reread_documents(
+                            &input.name,
+                            text,
+                            documents,
+                            &input.checked,
+                            &verdicts,
+                        ),
+                        Reading::Isolated => None,
+                    };
+                    match again {
+                        Some(done) => {
+                            for (i, found) in done {
+                                verdicts[i] = Some(found);
+                            }
+                        }
+                        None => self.reread(&input.name, text, *reading, &mut verdicts),
+                    }
                 }
             }
         }
@@ -1194,19 +1242,109 @@ impl Judge<'_> {
         }
     }
 
+    /// Reads again only the documents of a file (read whole) that hold objects without a
+    /// verdict, each on its own and in parallel, and judges those objects: no document is
+    /// parsed that is not needed, and both cores parse. `None` when a document cannot be cut
+    /// out of its stream, or reads differently on its own: the file is then read again whole.
+    fn reread_documents(
+        &self,
+        file: &Arc<str>,
+        text: &str,
+        documents: &[DocumentPlace],
+        checked: &[(Arc<str>, ObjectRef)],
+        verdicts: &[Option<Vec<Finding>>],
+    ) -> Option<Verdicts> {
+        let starts: Vec<u32> = documents
+            .iter()
+            .map(|d| d.start_line)
+            .collect::<Option<_>>()?;
+        let offsets = line_offsets(text, &starts)?;
+        let wanted: Vec<usize> = (0..documents.len())
+            .filter(|&k| {
+                let d = &documents[k];
+                verdicts
+                    .get(d.first_object..d.first_object + d.objects)
+                    .is_some_and(|v| v.iter().any(Option::is_none))
+            })
+            .collect();
+        let limits = &self.limits.yaml;
+        let judged: Option<Vec<Verdicts>> = wanted
+            .par_iter()
+            .map(|&k| {
+                let d = &documents[k];
+                let end = offsets.get(k + 1).copied().unwrap_or(text.len());
+                let doc = yaml::document_again(file, text, offsets[k]..end, starts[k], k, limits)?;
+                let objects = FileJudge::default().document(file, doc).objects;
+                // Read on its own, the document must give the objects the stream gave.
+                let same = objects.len() == d.objects
+                    && objects
+                        .iter()
+                        .zip(&checked[d.first_object..])
+                        .all(|(o, (f, id))| o.id == *id && o.provenance.file == *f);
+                if !same {
+                    return None;
+                }
+                Some(
+                    objects
+                        .iter()
+                        .enumerate()
+                        .map(|(j, o)| (d.first_object + j, o))
+                        .filter(|(i, _)| verdicts[*i].is_none())
+                        .map(|(i, o)| (i, self.verdict(o)))
+                        .collect(),
+                )
+            })
+            .collect();
+        Some(judged?.into_iter().flatten().collect())
+    }
+
     /// Final verdicts, in parallel.
     fn judge(&self, objects: &[(usize, &Object)]) -> Vec<(usize, Vec<Finding>)> {
-        debug_assert!(self.policies.is_none() || self.index.is_some());
         objects
             .par_iter()
-            .map(|(i, o)| {
-                let mut found = self.registry.validate(o);
-                if let (Some(engine), Some(index)) = (self.policies, self.index) {
-                    found.extend(engine.check_object(o, index));
-                }
-                (*i, found)
-            })
+            .map(|(i, o)| (*i, self.verdict(o)))
             .collect()
+    }
+
+    /// One object's final verdict: its schema and per-object policies, with the set's index.
+    fn verdict(&self, o: &Object) -> Vec<Finding> {
+        debug_assert!(self.policies.is_none() || self.index.is_some());
+        let mut found = self.registry.validate(o);
+        if let (Some(engine), Some(index)) = (self.policies, self.index) {
+            found.extend(engine.check_object(o, index));
+        }
+        found
+    }
+}
+
+/// The byte offsets of `lines` (0-based, increasing) in `text`; `None` when one is past its end
+/// or they do not increase.
+fn line_offsets(text: &str, lines: &[u32]) -> Option<Vec<usize>> {
+    let mut offsets = Vec::with_capacity(lines.len());
+    let (mut line, mut at) = (0u32, 0usize);
+    for &want in lines {
+        if want < line {
+            return None;
+        }
+        while line < want {
+            at += text.get(at..)?.find('\n')? + 1;
+            line += 1;
+        }
+        offsets.push(at);
+    }
+    Some(offsets)
+}
+
+#[cfg(test)]
+mod place_tests {
+    use super::line_offsets;
+
+    #[test]
+    fn line_offsets_are_found_in_one_scan() {
+        let text = "a\nbb\n---\nc\n";
+        assert_eq!(line_offsets(text, &[0, 2, 3]), Some(vec![0, 5, 9]));
+        assert_eq!(line_offsets(text, &[0, 9]), None);
+        assert_eq!(line_offsets(text, &[2, 1]), None);
     }
 }
 

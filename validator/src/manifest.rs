@@ -230,6 +230,7 @@ fn document_objects(file: &Arc<str>, doc: YamlDocument, out: &mut FileObjects) {
         value,
         positions,
         mut findings,
+        ..
     } = doc;
     let before = out.objects.len();
     match value {

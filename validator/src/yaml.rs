@@ -10,7 +10,6 @@
 //! costs only itself.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
@@ -89,6 +88,10 @@ pub struct YamlDocument {
     pub positions: PosNode,
     /// Findings about this document's content (YAML 1.1 traps, duplicate keys, templates).
     pub findings: Vec<Finding>,
+    /// The 0-based line its text starts at when it can be read again on its own with
+    /// [`document_again`] (the stream's first document, or one that starts with `---` at the
+    /// start of a line, in a stream with no directives); `None` when it cannot be cut out.
+    pub start_line: Option<u32>,
 }
 
 /// Everything read from one YAML stream.
@@ -174,7 +177,11 @@ pub fn stream_with(
     if reading == Reading::Whole {
         let mut spent = 0;
         let mut whole = |doc| sink(Streamed::Document(doc));
-        let parsed = parse_chunk(file, text, 0, 0, &limits, budget, &mut spent, &mut whole);
+        // A directive (`%YAML`, `%TAG`) changes how the documents after it read.
+        let cuttable = !text.starts_with('%') && !text.contains("\n%");
+        let parsed = parse_chunk(
+            file, text, 0, 0, cuttable, &limits, budget, &mut spent, &mut whole,
+        );
         if parsed.error.is_none() {
             return StreamEnd {
                 findings: parsed.findings,
@@ -200,6 +207,7 @@ pub fn stream_with(
             chunk,
             start_line,
             index,
+            false,
             &limits,
             budget,
             &mut spent,
@@ -232,6 +240,45 @@ pub fn stream_with(
         findings,
         reading: Reading::Isolated,
     }
+}
+
+/// Reads again, on its own, document `index` of the stream `text` (read whole before): its
+/// text is `text[range]`, which starts at the document's [`YamlDocument::start_line`]. `None`
+/// unless that gives exactly one document, read without an error: then the caller reads the
+/// stream again instead. The stream's budgets apply to the document alone.
+pub fn document_again(
+    file: &Arc<str>,
+    text: &str,
+    range: std::ops::Range<usize>,
+    start_line: u32,
+    index: usize,
+    limits: &YamlLimits,
+) -> Option<YamlDocument> {
+    let limits = YamlLimits {
+        max_depth: limits.max_depth.min(DEPTH_CEILING),
+        ..*limits
+    };
+    let chunk = text.get(range)?;
+    let mut spent = 0;
+    let mut found = None;
+    let mut count = 0;
+    let parsed = parse_chunk(
+        file,
+        chunk,
+        start_line,
+        index,
+        false,
+        &limits,
+        alias_budget(text.len()),
+        &mut spent,
+        &mut |doc| {
+            count += 1;
+            found = Some(doc);
+        },
+    );
+    (parsed.error.is_none() && count == 1)
+        .then_some(found)
+        .flatten()
 }
 
 fn too_many_documents(file: &Arc<str>, line: u32, limits: &YamlLimits) -> Finding {
@@ -270,6 +317,7 @@ fn parse_chunk(
     text: &str,
     line_offset: u32,
     first_index: usize,
+    cuttable: bool,
     limits: &YamlLimits,
     alias_budget: usize,
     alias_spent: &mut usize,
@@ -283,7 +331,7 @@ fn parse_chunk(
         limits: *limits,
         arena: Vec::new(),
         anchors: HashMap::new(),
-        keys: std::hash::RandomState::new(),
+        keyed: HashMap::new(),
         alias_budget,
         alias_spent: *alias_spent,
         findings: Vec::new(),
@@ -293,12 +341,21 @@ fn parse_chunk(
     let mut index = first_index;
     let error = loop {
         match b.next() {
-            Ok((Event::DocumentStart(_), span)) => {
+            Ok((Event::DocumentStart(explicit), span)) => {
                 if index >= limits.max_documents {
                     break Some(LoadError::TooManyDocuments(b.pos(&span)));
                 }
+                let start_line = match (cuttable, index == first_index, explicit) {
+                    (false, _, _) => None,
+                    (true, true, _) => Some(line_offset),
+                    (true, false, true) if span.start.col() == 0 => {
+                        Some((span.start.line() as u32).saturating_sub(1) + line_offset)
+                    }
+                    (true, false, _) => None,
+                };
                 b.anchors.clear();
                 b.arena.clear();
+                b.keyed.clear();
                 let result = b.next().and_then(|(ev, span)| b.node(ev, span, 0));
                 let root = match result {
                     Ok(id) => id,
@@ -316,6 +373,7 @@ fn parse_chunk(
                     value,
                     positions,
                     findings: std::mem::take(&mut b.findings),
+                    start_line,
                 });
                 index += 1;
             }
@@ -332,26 +390,9 @@ fn parse_chunk(
     }
 }
 
-/// Key hash → entry index of a large mapping. Keys are hashed once with the process's random
-/// SipHash keys (so no input can choose collisions); the table uses that hash as it is.
-type KeyIndex = HashMap<u64, usize, std::hash::BuildHasherDefault<Prehashed>>;
-
-/// A hasher for values that are already keyed hashes.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// The entry index a large mapping's map holds for a key until the document is built.
+fn entry_index(value: &Value) -> usize {
+    value.as_u64().map_or(usize::MAX, |i| i as usize)
 }
 
 /// Index of a node in a document's arena.
@@ -394,8 +435,10 @@ struct Builder<'a, 'f> {
     arena: Vec<Node>,
     /// Anchor id → node (of the current document).
     anchors: HashMap<usize, NodeId>,
-    /// The keys of mapping-key hashes (random per process).
-    keys: std::hash::RandomState,
+    /// The JSON map of each large mapping of the current document, keyed while parsing (the
+    /// duplicate-key check) and filled with the values when the document is built, so each key
+    /// is hashed once. Until then a value is the index of its key's entry.
+    keyed: HashMap<NodeId, Map<String, Value>>,
     /// Nodes aliases may still expand to in this stream, and how many they have.
     alias_budget: usize,
     alias_spent: usize,
@@ -520,8 +563,11 @@ impl<'a> Builder<'a, '_> {
                 if let Some(tag) = tag.as_deref() {
                     self.unknown_tag(tag, &["map", "set", "omap"], pos);
                 }
-                let entries = self.mapping(depth)?;
+                let (entries, keyed) = self.mapping(depth)?;
                 let id = self.push(pos, NodeKind::Map(entries));
+                if let Some(keyed) = keyed {
+                    self.keyed.insert(id, keyed);
+                }
                 self.remember(anchor, id);
                 Ok(id)
             }
@@ -549,22 +595,25 @@ impl<'a> Builder<'a, '_> {
         }
     }
 
-    fn mapping(&mut self, depth: usize) -> Result<Vec<ArenaEntry>, LoadError> {
+    /// A mapping's entries, in order, duplicates resolved; for a large one also its JSON map,
+    /// keyed (see [`Builder::keyed`]).
+    #[allow(clippy::type_complexity)]
+    fn mapping(
+        &mut self,
+        depth: usize,
+    ) -> Result<(Vec<ArenaEntry>, Option<Map<String, Value>>), LoadError> {
         let mut entries: Vec<ArenaEntry> = Vec::new();
         let mut merges: Vec<NodeId> = Vec::new();
-        // Key → entry index; small mappings are searched, larger ones hashed.
-        let mut index: Option<KeyIndex> = None;
+        // Key → entry index; small mappings are searched, larger ones hashed: their JSON map,
+        // each value the index of its entry until the document is built. Its hasher is keyed
+        // per process, so no input can choose collisions.
+        let mut index: Option<Map<String, Value>> = None;
         const HASHED_FROM: usize = 16;
-        let keys = self.keys.clone();
-        let find = |entries: &[ArenaEntry], index: &Option<KeyIndex>, key: &str| match index {
-            Some(index) => match index.get(&keys.hash_one(key)) {
-                Some(&i) if &*entries[i].key == key => Some(i),
-                // Two keys with one 64-bit keyed hash: as good as never; stay correct anyway.
-                Some(_) => entries.iter().position(|e| &*e.key == key),
-                None => None,
-            },
-            None => entries.iter().position(|e| &*e.key == key),
-        };
+        let find =
+            |entries: &[ArenaEntry], index: &Option<Map<String, Value>>, key: &str| match index {
+                Some(index) => index.get(key).map(entry_index),
+                None => entries.iter().position(|e| &*e.key == key),
+            };
         loop {
             let (ev, span) = self.next()?;
             let key_pos = self.pos(&span);
@@ -579,7 +628,8 @@ impl<'a> Builder<'a, '_> {
                         merges.push(self.node(ev, span, depth + 1)?);
                         continue;
                     }
-                    text
+                    // Moved, not copied: the parser's string becomes the key.
+                    text.into_owned().into_boxed_str()
                 }
                 other => {
                     // A collection as a key: consume it and its value, report, move on.
@@ -607,29 +657,40 @@ impl<'a> Builder<'a, '_> {
             };
             let (ev, span) = self.next()?;
             let value = self.node(ev, span, depth + 1)?;
-            let entry = ArenaEntry {
-                key: key.as_ref().into(),
-                key_pos,
-                value,
+            // One hash per key: looking it up in a large mapping's map also claims its place.
+            let found = match &mut index {
+                Some(index) => match index.entry(&*key) {
+                    serde_json::map::Entry::Occupied(slot) => Some(entry_index(slot.get())),
+                    serde_json::map::Entry::Vacant(slot) => {
+                        slot.insert(Value::from(entries.len()));
+                        None
+                    }
+                },
+                None => entries.iter().position(|e| e.key == key),
             };
-            if let Some(i) = find(&entries, &index, &key) {
+            if let Some(i) = found {
                 let msg = format!(
                     "duplicate key `{key}` (first at line {}); the API server rejects duplicate fields",
                     entries[i].key_pos.line
                 );
                 self.finding(rules::DUPLICATE_KEY, Severity::Error, key_pos, msg);
                 // The last one wins, at the first one's place (as in a JSON map).
-                entries[i] = entry;
+                entries[i] = ArenaEntry {
+                    key,
+                    key_pos,
+                    value,
+                };
                 continue;
             }
-            if let Some(index) = &mut index {
-                index
-                    .entry(keys.hash_one(&*entry.key))
-                    .or_insert(entries.len());
-            } else if entries.len() + 1 == HASHED_FROM {
-                let mut built = KeyIndex::default();
+            let entry = ArenaEntry {
+                key,
+                key_pos,
+                value,
+            };
+            if index.is_none() && entries.len() + 1 == HASHED_FROM {
+                let mut built = Map::with_capacity(HASHED_FROM * 2);
                 for (i, e) in entries.iter().chain(std::iter::once(&entry)).enumerate() {
-                    built.entry(keys.hash_one(&*e.key)).or_insert(i);
+                    built.insert(e.key.to_string(), Value::from(i));
                 }
                 index = Some(built);
             }
@@ -661,13 +722,13 @@ impl<'a> Builder<'a, '_> {
                 }
                 for e in added {
                     if let Some(index) = &mut index {
-                        index.entry(keys.hash_one(&*e.key)).or_insert(entries.len());
+                        index.insert(e.key.to_string(), Value::from(entries.len()));
                     }
                     entries.push(e);
                 }
             }
         }
-        Ok(entries)
+        Ok((entries, index))
     }
 
     /// The JSON value and positions of a finished document, aliases expanded (their cost was
@@ -688,17 +749,35 @@ impl<'a> Builder<'a, '_> {
             Some(NodeKind::Scalar(v)) => (v, PosNode::Scalar(pos)),
             Some(NodeKind::Seq(items)) => self.build_seq(pos, &items, false),
             Some(NodeKind::Map(entries)) => {
-                let mut map = Map::with_capacity(entries.len());
                 let mut out = Vec::with_capacity(entries.len());
-                for e in entries {
-                    let (value, positions) = self.build(e.value, false);
-                    map.insert(e.key.to_string(), value);
-                    out.push(MapEntry {
-                        key: e.key,
-                        key_pos: e.key_pos,
-                        value: positions,
-                    });
-                }
+                let map = match self.keyed.remove(&id) {
+                    // Keyed while parsing, in the entries' order: only the values are put in.
+                    Some(mut map) if map.len() == entries.len() => {
+                        for (slot, e) in map.values_mut().zip(entries) {
+                            let (value, positions) = self.build(e.value, false);
+                            *slot = value;
+                            out.push(MapEntry {
+                                key: e.key,
+                                key_pos: e.key_pos,
+                                value: positions,
+                            });
+                        }
+                        map
+                    }
+                    _ => {
+                        let mut map = Map::with_capacity(entries.len());
+                        for e in entries {
+                            let (value, positions) = self.build(e.value, false);
+                            map.insert(e.key.to_string(), value);
+                            out.push(MapEntry {
+                                key: e.key,
+                                key_pos: e.key_pos,
+                                value: positions,
+                            });
+                        }
+                        map
+                    }
+                };
                 let node = PosNode::Map { pos, entries: out };
                 (Value::Object(map), node)
             }
@@ -1300,6 +1379,33 @@ mod tests {
                 .message
                 .contains("octal number 420")
         );
+    }
+
+    #[test]
+    fn documents_read_again_on_their_own_are_the_same() {
+        let text = "# lead\na: 1\n--- # two\nb: &x [1, 2]\nc: *x\n...\n---\nd: {e: f}\n";
+        let file: Arc<str> = Arc::from("f.yaml");
+        let docs = load(&file, text).documents;
+        let starts: Vec<Option<u32>> = docs.iter().map(|d| d.start_line).collect();
+        assert_eq!(starts, [Some(0), Some(2), Some(6)]);
+        let offsets = [
+            0,
+            text.find("---").unwrap(),
+            text.rfind("---").unwrap(),
+            text.len(),
+        ];
+        for (k, doc) in docs.iter().enumerate() {
+            let range = offsets[k]..offsets[k + 1];
+            let start = doc.start_line.unwrap();
+            let again = document_again(&file, text, range, start, k, &YamlLimits::default())
+                .unwrap_or_else(|| panic!("document {k}"));
+            assert_eq!((again.index, &again.value), (doc.index, &doc.value));
+            assert_eq!(again.positions, doc.positions);
+        }
+        // Two documents are not one; a directive keeps documents in their stream.
+        assert!(document_again(&file, text, 0..text.len(), 0, 0, &YamlLimits::default()).is_none());
+        let directive = load(&file, "%YAML 1.2\n---\na: 1\n---\nb: 2\n").documents;
+        assert!(directive.iter().all(|d| d.start_line.is_none()));
     }
 
     #[test]
