@@ -1064,6 +1064,10 @@ pub(crate) fn helm_leftover(text: &str) -> Option<usize> {
         "required ",
         "nindent",
     ];
+    // Most scalars hold no brace: a byte search says so before a substring search is set up.
+    if !text.as_bytes().contains(&b'{') {
+        return None;
+    }
     let mut from = 0;
     while let Some(i) = text[from..].find("{{") {
         let at = from + i;
@@ -1081,6 +1085,9 @@ pub(crate) fn helm_leftover(text: &str) -> Option<usize> {
 /// between double braces, as sed scripts, mustache and envsubst-like tools fill in. Go templates
 /// (`{{ $labels.x }}`, `{{ .Status }}`, `{{ if ... }}`) are not such placeholders.
 pub(crate) fn placeholder(text: &str) -> Option<usize> {
+    if !text.as_bytes().contains(&b'{') {
+        return None;
+    }
     let mut from = 0;
     while let Some(i) = text[from..].find("{{") {
         let at = from + i;

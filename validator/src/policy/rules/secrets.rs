@@ -338,13 +338,21 @@ fn stands_in_for_a_secret(v: &str) -> bool {
 }
 
 fn contains_private_key(value: &str) -> bool {
-    value.contains("-----BEGIN")
+    // The two markers overlap in 21 bytes at the least (`PRIVATE KEY-----BEGIN`): shorter
+    // values are not searched.
+    value.len() >= 21
+        && value.contains("-----BEGIN")
         && value.contains("PRIVATE KEY-----")
         && !value.contains("ENCRYPTED PRIVATE KEY")
 }
 
 /// `scheme://user:password@host`, with a literal password.
 fn url_with_password(value: &str) -> bool {
+    // `://:p@` is the shortest match; a byte search rules out most values before a substring
+    // search is set up.
+    if value.len() < 6 || !value.as_bytes().contains(&b'@') {
+        return false;
+    }
     let Some(at) = value.find("://") else {
         return false;
     };
@@ -365,6 +373,10 @@ fn url_with_password(value: &str) -> bool {
 
 /// Three base64url segments, the first two JSON objects (`eyJ`).
 fn looks_like_jwt(value: &str) -> bool {
+    // Three parts of at least 10 bytes and two dots.
+    if value.len() < 32 {
+        return false;
+    }
     let v = value.trim().trim_start_matches("Bearer ").trim();
     let mut parts = v.split('.');
     let (Some(h), Some(p), Some(sig), None) =
