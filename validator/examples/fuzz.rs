@@ -8,6 +8,10 @@
 //! Iteration `i` of seed `s` is the same input on every machine, so a failure is reproduced
 //! with `--seed s --only i`; a failing input is also written to `target/fuzz-failures/`.
 //! Exits 1 when any input panics or breaks an invariant (see `tests/support/fuzz.rs`).
+//!
+//! `--streamed 1` also writes each input to a file and runs the streamed gate on it (what
+//! `tally validate FILE` does: two passes, documents read again on their own), which must find
+//! exactly what the gate finds on the bytes loaded whole. It is several times slower.
 
 #[path = "../tests/support/fuzz.rs"]
 mod fuzz;
@@ -22,6 +26,7 @@ fn main() {
     let mut iterations: u64 = 10_000;
     let mut seed: u64 = 1;
     let mut only: Option<u64> = None;
+    let mut streamed = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args
@@ -31,8 +36,9 @@ fn main() {
             ("--iterations", Some(v)) => iterations = v,
             ("--seed", Some(v)) => seed = v,
             ("--only", Some(v)) => only = Some(v),
+            ("--streamed", Some(v)) => streamed = v != 0,
             _ => {
-                eprintln!("usage: fuzz [--iterations N] [--seed S] [--only I]");
+                eprintln!("usage: fuzz [--iterations N] [--seed S] [--only I] [--streamed 0|1]");
                 std::process::exit(2);
             }
         }
@@ -49,12 +55,20 @@ fn main() {
         None => (0..iterations).collect(),
     };
     let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-failures");
+    let scratch = std::env::temp_dir().join(format!("tally-fuzz-{}", std::process::id()));
+    if streamed {
+        std::fs::create_dir_all(&scratch).expect("a scratch directory");
+    }
     range.par_iter().for_each(|&i| {
         let mut rng = fuzz::Rng::new(seed.wrapping_mul(0x1_0000_0001).wrapping_add(i));
         let (name, bytes) = fuzz::mutate(&mut rng, &seeds);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let report = fuzz::judge(&name, bytes.clone(), &registry, &options);
-            fuzz::check(&report, &name, &bytes)
+            fuzz::check(&report, &name, &bytes)?;
+            if streamed {
+                fuzz::streamed_agrees(&name, &bytes, &report, &options, &scratch, i)?;
+            }
+            Ok(())
         }));
         let problem = match outcome {
             Ok(Ok(())) => None,
@@ -79,6 +93,9 @@ fn main() {
             eprintln!("{n} inputs, {:.1} s", start.elapsed().as_secs_f64());
         }
     });
+    if streamed {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     let failed = failures.load(Ordering::Relaxed);
     println!(
         "{} inputs (seed {seed}) from {} seeds in {:.1} s: {failed} failures",

@@ -633,16 +633,24 @@ impl<'a> Builder<'a, '_> {
                 }
                 other => {
                     // A collection as a key: consume it and its value, report, move on.
+                    let before = self.findings.len();
                     self.node(other, span, depth + 1)?;
                     let (ev, span) = self.next()?;
                     self.node(ev, span, depth + 1)?;
                     // `key: {{ .Values.x }}` parses as a flow mapping used as a key.
                     if let Some((column, action)) = self.template_on_line(key_pos.line) {
                         let pos = Pos::new(key_pos.line, column);
-                        let msg = format!(
-                            "template syntax `{action}` left in a manifest; render the chart or kustomization first"
-                        );
-                        self.finding(rules::TEMPLATE_LEFTOVER, Severity::Error, pos, msg);
+                        // `{{name}}: x` nests one flow mapping as the key of another: the inner
+                        // one has said it already.
+                        let said = self.findings[before..]
+                            .iter()
+                            .any(|f| f.rule == rules::TEMPLATE_LEFTOVER && f.pos == pos);
+                        if !said {
+                            let msg = format!(
+                                "template syntax `{action}` left in a manifest; render the chart or kustomization first"
+                            );
+                            self.finding(rules::TEMPLATE_LEFTOVER, Severity::Error, pos, msg);
+                        }
                     } else {
                         self.finding(
                             rules::COMPLEX_KEY,
@@ -1476,6 +1484,13 @@ mod tests {
         assert_eq!(helm_leftover("{{ with $labels.cluster -}}"), None);
         assert_eq!(helm_leftover("{{ template \"slack.title\" . }}"), None);
         assert_eq!(helm_leftover("a {{ include \"x\" . }}"), Some(2));
+    }
+
+    #[test]
+    fn a_template_as_a_key_is_reported_once() {
+        // `{{name}}` is a flow mapping whose key is a flow mapping: two complex keys, one place.
+        let l = load_str("spec:\n  {{name}}template: x\n  a: b\n");
+        assert_eq!(all_findings(&l), vec![(rules::TEMPLATE_LEFTOVER, 2, 3)]);
     }
 
     #[test]

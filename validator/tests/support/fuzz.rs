@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use tally_validator::Severity;
-use tally_validator::finding::sort_findings;
+use tally_validator::finding::{drop_consequences, sort_findings};
 use tally_validator::gate::{self, GateOptions, GateReport};
 use tally_validator::report::{self, Format, ReportOptions};
 use tally_validator::schema::SchemaRegistry;
@@ -173,6 +173,7 @@ pub fn judge(
     let mut findings = std::mem::take(&mut loaded.findings);
     findings.extend(gate::check_set(registry, &loaded.objects, options));
     sort_findings(&mut findings);
+    drop_consequences(&mut findings);
     gate::report(loaded, findings, registry)
 }
 
@@ -209,6 +210,52 @@ pub fn check(report: &GateReport, name: &str, bytes: &[u8]) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// The streamed gate (`tally validate FILE`: two passes, documents read again on their own)
+/// must find what [`judge`] finds on the same bytes loaded whole: the same rules at the same
+/// places with the same messages, in the same order. The bytes are written to `dir` under a
+/// name unique to `tag`, judged, and removed.
+pub fn streamed_agrees(
+    name: &str,
+    bytes: &[u8],
+    whole: &GateReport,
+    options: &GateOptions,
+    dir: &Path,
+    tag: u64,
+) -> Result<(), String> {
+    let file = dir.join(format!("{tag}-{}", name.rsplit('/').next().unwrap_or(name)));
+    std::fs::write(&file, bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    let streamed = gate::validate_paths(std::slice::from_ref(&file), options);
+    let _ = std::fs::remove_file(&file);
+    let streamed = streamed.map_err(|e| format!("the streamed gate failed: {e}"))?;
+    let shown = |r: &GateReport| -> Vec<String> {
+        r.findings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {:?} {}:{} {}",
+                    f.rule, f.severity, f.pos.line, f.pos.column, f.message
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (shown(whole), shown(&streamed));
+    if a == b {
+        return Ok(());
+    }
+    let at = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    Err(format!(
+        "the streamed gate differs from the whole one at finding {at} of {}/{}: whole {:?}, streamed {:?}\n  whole:    {a:?}\n  streamed: {b:?}",
+        a.len(),
+        b.len(),
+        a.get(at),
+        b.get(at)
+    ))
 }
 
 /// The schema registry and options a fuzz run judges with (policies on).
