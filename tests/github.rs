@@ -165,9 +165,8 @@ fn diff_keeps_one_comment_per_environment_edited_in_place() {
 /// The daemon following a repo made by `tally init` (committed once), against the fake API
 /// server, reporting to `fake` with `github` flags and the environment `env`.
 struct Daemon {
-    _server: tally_fake_apiserver::Handle,
+    cluster: common::cluster::Cluster,
     store: tally_fake_apiserver::Store,
-    dir: std::path::PathBuf,
     repo: std::path::PathBuf,
     first: String,
     log: std::path::PathBuf,
@@ -177,19 +176,15 @@ struct Daemon {
 impl Daemon {
     fn start(fake: &FakeGitHub, name: &str, github: &[&str], env: &[(&str, &str)]) -> Daemon {
         use std::time::Duration;
-        use tally_fake_apiserver::{Config, FakeApiServer};
-        let server = FakeApiServer::start_in_background(
-            Config::default().with_ready_delay(Duration::from_millis(100)),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let dir = common::temp_dir(name);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let kubeconfig = dir.join("kubeconfig");
-        server
-            .write_kubeconfig(&kubeconfig)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let repo = dir.join("repo");
-        common::init_repo(&repo);
+        let cluster = common::cluster::Cluster::start(
+            name,
+            tally_fake_apiserver::Config::default().with_ready_delay(Duration::from_millis(100)),
+        );
+        let (dir, repo, kubeconfig) = (
+            cluster.dir.clone(),
+            cluster.repo(),
+            cluster.kubeconfig.clone(),
+        );
         let first = common::commit_all(&repo, "first");
         let log = dir.join("daemon.log");
         let mut cmd = common::tally_command();
@@ -222,9 +217,8 @@ impl Daemon {
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
         Daemon {
-            store: server.store(),
-            _server: server,
-            dir,
+            store: cluster.server.store(),
+            cluster,
             repo,
             first,
             log,
@@ -267,7 +261,7 @@ impl Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        drop(self.cluster);
         log
     }
 }
